@@ -1,0 +1,5 @@
+import sys
+
+from segcolor.cli import main
+
+sys.exit(main())

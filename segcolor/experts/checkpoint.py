@@ -1,0 +1,82 @@
+"""Expert checkpoints: safetensors weights with a card in the file's metadata.
+
+The card (name, category, profile, arch and its config, training data summary, training config,
+metrics) travels inside the ``.safetensors`` file, so one file is enough to rebuild the expert;
+a ``.card.json`` copy is written beside it for people to read.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from segcolor.errors import CheckpointError
+from segcolor.experts.base import Expert
+from segcolor.experts.registry import create_expert
+from segcolor.io.atomic import atomic_write
+
+CARD_KEY = "segcolor.card"
+FORMAT = "segcolor-expert/1"
+
+
+def save_expert(
+    expert: Expert, path: str | Path, card: dict[str, Any] | None = None, half: bool = False
+) -> Path:
+    """Write ``expert`` and its card to ``path`` atomically; ``half`` stores fp16 weights."""
+    path = Path(path)
+    full_card = {
+        "format": FORMAT,
+        **(card or {}),
+        "arch": expert.arch,
+        "arch_config": expert.arch_config,
+    }
+    state = {k: v.detach().to("cpu").contiguous() for k, v in expert.state_dict().items()}
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    metadata = {CARD_KEY: json.dumps(full_card, sort_keys=True, default=str)}
+    with atomic_write(path) as tmp:
+        save_file(state, str(tmp), metadata=metadata)
+    with atomic_write(path.with_suffix(".card.json")) as tmp:
+        tmp.write_text(json.dumps(full_card, indent=2, sort_keys=True, default=str) + "\n")
+    return path
+
+
+def read_card(path: str | Path) -> dict[str, Any]:
+    """The card stored in a checkpoint, without loading its weights."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError("expert checkpoint not found", path)
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as err:
+        raise CheckpointError(f"not a safetensors checkpoint ({err})", path) from None
+    if CARD_KEY not in metadata:
+        raise CheckpointError("safetensors file has no segcolor card (not an expert)", path)
+    card = json.loads(metadata[CARD_KEY])
+    if card.get("format") != FORMAT:
+        raise CheckpointError(
+            f"checkpoint format {card.get('format')!r} is not supported (expected {FORMAT})", path
+        )
+    return card
+
+
+def load_expert(path: str | Path, device: torch.device | str = "cpu") -> Expert:
+    """Rebuild an expert from its checkpoint alone (weights loaded safely, in float32)."""
+    card = read_card(path)
+    expert = create_expert(card["arch"], **card.get("arch_config", {}))
+    state = load_file(str(path))
+    try:
+        expert.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    except RuntimeError as err:
+        first = str(err).splitlines()[1].strip() if "\n" in str(err) else str(err)
+        raise CheckpointError(f"weights do not match arch {card['arch']!r} ({first})", path) from None
+    expert.card = card
+    return expert.to(device).eval()

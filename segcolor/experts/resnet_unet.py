@@ -1,0 +1,58 @@
+"""ResNet-18 U-Net experts: a one-channel ResNet-18 trunk with an upsampling, skip-connected decoder.
+
+The default keeps only stem + layer1 + layer2 (output stride 8): under 2 M parameters, so a
+shipped expert is a few MB in fp16, yet wide enough a receptive field for region-level color.
+``resnet18_unet_deep`` is the full ResNet-18 (output stride 32), selectable by config.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import segmentation_models_pytorch as smp
+import torch
+
+from segcolor.experts.base import Expert, Head
+from segcolor.experts.registry import register_expert
+
+
+class ResNet18UNet(Expert):
+    def __init__(
+        self,
+        depth: int = 3,
+        decoder_channels: Sequence[int] = (128, 64, 32),
+        head: Head = "regression",
+        temperature: float = 0.38,
+    ) -> None:
+        super().__init__(head=head, temperature=temperature)
+        if not 2 <= depth <= 5 or len(decoder_channels) != depth:
+            raise ValueError(f"depth must be 2..5 with one decoder width per level, got {depth}, "
+                             f"{list(decoder_channels)}")
+        self.net = smp.Unet(
+            encoder_name="resnet18",
+            encoder_weights=None,  # ImageNet weights cannot be fetched offline; trained from scratch
+            encoder_depth=depth,
+            decoder_channels=tuple(decoder_channels),
+            in_channels=1,
+            classes=self.out_channels,
+        )
+        for unused in ("layer1", "layer2", "layer3", "layer4")[depth - 1 :]:
+            delattr(self.net.encoder, unused)  # smp keeps stages the forward never uses
+        self.size_multiple = 2**depth
+
+    def forward_raw(self, l_norm: torch.Tensor) -> torch.Tensor:
+        return self.net(l_norm)
+
+
+@register_expert("resnet18_unet", depth=3, decoder_channels=[128, 64, 32], head="regression")
+def resnet18_unet(**cfg) -> Expert:
+    """Default: ResNet-18 stem + layer1 + layer2, U-Net decoder (~1 M parameters)."""
+    return ResNet18UNet(**cfg)
+
+
+@register_expert(
+    "resnet18_unet_deep", depth=5, decoder_channels=[256, 128, 64, 32, 16], head="regression"
+)
+def resnet18_unet_deep(**cfg) -> Expert:
+    """Full ResNet-18 trunk (all four stages), U-Net decoder (~14 M parameters)."""
+    return ResNet18UNet(**cfg)
