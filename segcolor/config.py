@@ -43,7 +43,9 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
     return merged
 
 
-def check_keys(section: dict[str, Any], allowed: dict[str, Any], where: str, path: str | Path) -> None:
+def check_keys(
+    section: dict[str, Any], allowed: dict[str, Any], where: str, path: str | Path
+) -> None:
     """Reject unknown keys (typos would otherwise be silently ignored)."""
     unknown = sorted(set(section) - set(allowed))
     if unknown:

@@ -48,17 +48,45 @@ def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
 
 def lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
     """Lab, shape (..., 3, H, W) -> sRGB clipped to [0, 1]."""
+    return _lab_to_rgb_unclipped(lab).clamp(0.0, 1.0)
+
+
+def _lab_to_rgb_unclipped(lab: torch.Tensor) -> torch.Tensor:
     lightness, a, b = lab.unbind(dim=-3)
     fy = (lightness + 16.0) / 116.0
     fx = fy + a / 500.0
-    fz = (fy - b / 200.0).clamp_min(0.0)
+    fz = fy - b / 200.0
     f = torch.stack((fx, fy, fz), dim=-3)
     xyz = torch.where(f**3 > _EPS, f**3, (116.0 * f - 16.0) / _KAPPA) * _white(lab)
-    linear = _mix(_XYZ_TO_RGB, xyz).clamp_min(0.0)
-    rgb = torch.where(
+    linear = _mix(_XYZ_TO_RGB, xyz)
+    return torch.where(
         linear > 0.0031308, 1.055 * linear.clamp_min(1e-12) ** (1.0 / 2.4) - 0.055, 12.92 * linear
     )
-    return rgb.clamp(0.0, 1.0)
+
+
+def fit_to_gamut(lab: torch.Tensor, steps: int = 10, tol: float = 1e-3) -> torch.Tensor:
+    """Shrink the chroma of out-of-gamut pixels until they fit sRGB, keeping L and hue.
+
+    Clipping RGB instead would shift lightness; this keeps the output's L equal to the input's.
+    A bisection on the chroma scale per pixel (gray, scale 0, is always in gamut).
+    """
+    lightness, ab = lab[..., :1, :, :], lab[..., 1:, :, :]
+
+    def in_gamut(scale: torch.Tensor) -> torch.Tensor:
+        rgb = _lab_to_rgb_unclipped(torch.cat([lightness, ab * scale], dim=-3))
+        return ((rgb >= -tol) & (rgb <= 1.0 + tol)).all(dim=-3, keepdim=True)
+
+    ok = in_gamut(torch.ones_like(lightness))
+    if bool(ok.all()):
+        return lab
+    low, high = torch.zeros_like(lightness), torch.ones_like(lightness)
+    for _ in range(steps):
+        mid = (low + high) / 2
+        fits = in_gamut(mid)
+        low = torch.where(fits, mid, low)
+        high = torch.where(fits, high, mid)
+    scale = torch.where(ok, torch.ones_like(low), low)
+    return torch.cat([lightness, ab * scale], dim=-3)
 
 
 def normalize_l(lightness: torch.Tensor) -> torch.Tensor:

@@ -74,9 +74,13 @@ def load_expert(path: str | Path, device: torch.device | str = "cpu") -> Expert:
     expert = create_expert(card["arch"], **card.get("arch_config", {}))
     state = load_file(str(path))
     try:
-        expert.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+        expert.load_state_dict(
+            {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+        )
     except RuntimeError as err:
         first = str(err).splitlines()[1].strip() if "\n" in str(err) else str(err)
-        raise CheckpointError(f"weights do not match arch {card['arch']!r} ({first})", path) from None
+        raise CheckpointError(
+            f"weights do not match arch {card['arch']!r} ({first})", path
+        ) from None
     expert.card = card
     return expert.to(device).eval()

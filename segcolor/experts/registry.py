@@ -12,7 +12,9 @@ _ARCHS: dict[str, Callable[..., Expert]] = {}
 _DEFAULT_CFGS: dict[str, dict[str, Any]] = {}
 
 
-def register_expert(name: str, **default_cfg: Any) -> Callable[[Callable[..., Expert]], Callable[..., Expert]]:
+def register_expert(
+    name: str, **default_cfg: Any
+) -> Callable[[Callable[..., Expert]], Callable[..., Expert]]:
     """Decorator: make ``fn(**cfg) -> Expert`` buildable as ``create_expert(name, **cfg)``."""
 
     def decorator(fn: Callable[..., Expert]) -> Callable[..., Expert]:

@@ -1,4 +1,4 @@
-"""ResNet-18 U-Net experts: a one-channel ResNet-18 trunk with an upsampling, skip-connected decoder.
+"""ResNet-18 U-Net experts: a one-channel ResNet-18 trunk, an upsampling skip-connected decoder.
 
 The default keeps only stem + layer1 + layer2 (output stride 8): under 2 M parameters, so a
 shipped expert is a few MB in fp16, yet wide enough a receptive field for region-level color.
@@ -26,11 +26,13 @@ class ResNet18UNet(Expert):
     ) -> None:
         super().__init__(head=head, temperature=temperature)
         if not 2 <= depth <= 5 or len(decoder_channels) != depth:
-            raise ValueError(f"depth must be 2..5 with one decoder width per level, got {depth}, "
-                             f"{list(decoder_channels)}")
+            raise ValueError(
+                f"depth must be 2..5 with one decoder width per level, got {depth}, "
+                f"{list(decoder_channels)}"
+            )
         self.net = smp.Unet(
             encoder_name="resnet18",
-            encoder_weights=None,  # ImageNet weights cannot be fetched offline; trained from scratch
+            encoder_weights=None,  # no ImageNet weights offline: trained from scratch
             encoder_depth=depth,
             decoder_channels=tuple(decoder_channels),
             in_channels=1,

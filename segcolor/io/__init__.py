@@ -9,4 +9,11 @@ from segcolor.io.images import (
     save_image,
 )
 
-__all__ = ["IMAGE_EXTENSIONS", "LoadedImage", "atomic_write", "find_images", "load_image", "save_image"]
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "LoadedImage",
+    "atomic_write",
+    "find_images",
+    "load_image",
+    "save_image",
+]

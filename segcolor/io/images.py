@@ -19,8 +19,15 @@ from segcolor.errors import BadImageError
 from segcolor.io.atomic import atomic_write
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
-OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF",
-                  ".tiff": "TIFF", ".bmp": "BMP"}
+OUTPUT_FORMATS = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".webp": "WEBP",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".bmp": "BMP",
+}
 DEFAULT_MAX_PIXELS = 100_000_000  # 100 MP; Pillow's own default bomb limit is ~89 MP
 
 
@@ -105,7 +112,7 @@ def _convert(image: Image.Image) -> LoadedImage:
 
 
 def load_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
-    """Read ``path`` as float RGB; raise ``BadImageError`` (one line, names the file) if it can't."""
+    """Read ``path`` as float RGB, or raise a one-line ``BadImageError`` naming the file."""
     path = Path(path)
     if not path.exists():
         raise BadImageError("no such file", path)
@@ -122,7 +129,9 @@ def load_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Loaded
             f"image too large ({err}); limit is {max_pixels:,} pixels", path
         ) from None
     except UnidentifiedImageError:
-        raise BadImageError("not an image, or a format Pillow cannot read", path) from None
+        raise BadImageError(
+            "not a readable image (unknown format or corrupt header)", path
+        ) from None
     except (OSError, SyntaxError, ValueError, EOFError) as err:
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise BadImageError(f"corrupt or truncated image ({reason})", path) from None
@@ -144,7 +153,9 @@ def save_image(
     image = Image.fromarray(pixels, "RGB")
     if alpha is not None and fmt in ("PNG", "WEBP", "TIFF"):
         image.putalpha(Image.fromarray(np.clip(np.rint(alpha * 255.0), 0, 255).astype(np.uint8)))
-    options = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
+    options: dict = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
+    if fmt == "JPEG":
+        options["subsampling"] = 0  # 4:4:4: chroma is what we produce, keep all of it
     with atomic_write(path) as tmp:
         image.save(tmp, format=fmt, **options)
 
@@ -153,8 +164,9 @@ def find_images(root: str | Path) -> list[Path]:
     """All image files under ``root``, recursively, sorted so runs are reproducible."""
     root = Path(root)
     return sorted(
-        p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
-        and not p.name.startswith(".")
+        p
+        for p in root.rglob("*")
+        if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")
     )
 
 

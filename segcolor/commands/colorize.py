@@ -1,0 +1,95 @@
+"""``segcolor colorize INPUT... -o OUT``: files or folders in, colorized images out."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from segcolor.errors import SegcolorError
+from segcolor.io.images import IMAGE_EXTENSIONS, OUTPUT_FORMATS, iter_inputs, load_image, save_image
+
+HELP = "colorize black-and-white photos (files or folders)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
+    parser.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="OUT",
+        help="output file (one input) or folder (names and sub-folders kept)",
+    )
+    parser.add_argument("--expert", metavar="CKPT", help="expert checkpoint (.safetensors)")
+    parser.add_argument("--device", default="auto", help="cuda, mps, cpu or auto (default)")
+    parser.add_argument(
+        "--working-size",
+        type=int,
+        default=256,
+        metavar="PX",
+        help="short side at which color is predicted (default %(default)s)",
+    )
+    parser.add_argument(
+        "--format",
+        choices=sorted({e.lstrip(".") for e in OUTPUT_FORMATS}),
+        help="output format for folder outputs (default: keep the input's)",
+    )
+
+
+def plan_outputs(inputs: list[str], output: str, fmt: str | None) -> list[tuple[Path, Path]]:
+    """Map every input image to its output path; refuse anything that would overwrite an input."""
+    pairs = iter_inputs(inputs)
+    if not pairs:
+        raise SegcolorError(f"no images found in {', '.join(inputs)}")
+    out = Path(output)
+    single_file = (
+        len(pairs) == 1 and not Path(inputs[0]).is_dir() and out.suffix.lower() in IMAGE_EXTENSIONS
+    )
+    if single_file:
+        plan = [(pairs[0][0], out)]
+    else:
+        if out.exists() and not out.is_dir():
+            raise SegcolorError("several images need an output folder, but it is a file", out)
+        plan = []
+        for src, rel in pairs:
+            suffix = f".{fmt}" if fmt else rel.suffix.lower()
+            if suffix not in OUTPUT_FORMATS:
+                suffix = ".png"
+            plan.append((src, out / rel.with_suffix(suffix)))
+    inputs_resolved = {src.resolve() for src, _ in plan}
+    for _, dst in plan:
+        if dst.resolve() in inputs_resolved:
+            raise SegcolorError("output would overwrite an input; choose another -o", dst)
+    return plan
+
+
+def run(args: argparse.Namespace) -> int:
+    if not args.expert:
+        raise SegcolorError("no expert given: pass --expert CKPT (train one with `segcolor train`)")
+    plan = plan_outputs(args.inputs, args.output, args.format)
+    from segcolor.pipeline import Pipeline  # torch is imported only when there is work to do
+
+    pipeline = Pipeline.from_expert(args.expert, device=args.device, working_size=args.working_size)
+    failures: list[str] = []
+    progress = tqdm(plan, desc="colorize", unit="img", disable=len(plan) < 2, file=sys.stderr)
+    for src, dst in progress:
+        try:
+            image = load_image(src)
+            rgb = pipeline.colorize_float(image.rgb)
+            save_image(dst, rgb, alpha=image.alpha)
+        except SegcolorError as err:
+            failures.append(str(err))
+            tqdm.write(f"segcolor: error: {err}", file=sys.stderr)
+    done = len(plan) - len(failures)
+    if failures:
+        print(
+            f"segcolor: colorized {done} of {len(plan)} images; {len(failures)} failed",
+            file=sys.stderr,
+        )
+        return 1
+    if len(plan) > 1:
+        print(f"segcolor: colorized {done} images into {args.output}", file=sys.stderr)
+    return 0

@@ -1,0 +1,173 @@
+"""`segcolor colorize` end to end: sizes and lightness kept, bad files reported, batch goes on."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import skimage.color
+from PIL import Image
+
+from segcolor.cli import main
+from segcolor.experts import create_expert, save_expert
+from segcolor.pipeline import Pipeline, working_shape
+
+from .conftest import color_image
+from .test_images import make_bad_files
+
+
+@pytest.fixture(scope="module")
+def expert_path(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("expert") / "tiny.safetensors"
+    return save_expert(create_expert(decoder_channels=[32, 16, 8]), path, {"name": "tiny"})
+
+
+def lightness(path: Path) -> np.ndarray:
+    return skimage.color.rgb2lab(np.asarray(Image.open(path).convert("RGB")) / 255.0)[..., 0]
+
+
+def test_working_shape_bounds_the_short_side():
+    assert working_shape(1000, 3000, 256) == (256, 768)
+    assert working_shape(100, 80, 256) == (100, 80)  # never upscaled
+
+
+def test_colorize_keeps_size_and_lightness(tmp_path, expert_path):
+    gray = Image.fromarray(color_image(75, 101)).convert("L")
+    gray.save(tmp_path / "gray.png")
+    assert (
+        main(
+            [
+                "colorize",
+                str(tmp_path / "gray.png"),
+                "-o",
+                str(tmp_path / "out.png"),
+                "--expert",
+                str(expert_path),
+                "--working-size",
+                "48",
+            ]
+        )
+        == 0
+    )
+    out = Image.open(tmp_path / "out.png")
+    assert out.size == (101, 75) and out.mode == "RGB"
+    assert np.abs(lightness(tmp_path / "out.png") - lightness(tmp_path / "gray.png")).mean() < 1.0
+
+
+def test_colorize_historical_photo(tmp_path, expert_path, historical_photo):
+    out = tmp_path / "old.jpg"
+    assert (
+        main(["colorize", str(historical_photo), "-o", str(out), "--expert", str(expert_path)]) == 0
+    )
+    assert Image.open(out).size == Image.open(historical_photo).size
+    assert np.abs(lightness(out) - lightness(historical_photo)).mean() < 1.0
+
+
+def test_color_input_is_colorized_from_its_luminance(expert_path):
+    pipeline = Pipeline.from_expert(expert_path, device="cpu")
+    rgb = color_image(32, 40)
+    lab = skimage.color.rgb2lab(rgb / 255.0)
+    lab[..., 1:] = 0  # the same photo with its color removed
+    gray = np.rint(skimage.color.lab2rgb(lab)[..., 0] * 255).astype(np.uint8)
+    from_color, from_gray = pipeline.colorize(rgb), pipeline.colorize(gray)
+    assert from_color.shape == (32, 40, 3) and from_color.dtype == np.uint8
+    # only the luminance is used: color and grayscale versions give the same result
+    assert np.abs(from_color.astype(int) - from_gray.astype(int)).mean() < 2
+
+
+def test_folder_in_folder_out_keeps_names_alpha_and_orientation(tmp_path, expert_path):
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    Image.fromarray(color_image(30, 20)).save(src / "a.jpg")
+    rgba = Image.fromarray(color_image(20, 30)).convert("RGBA")
+    rgba.putalpha(100)
+    rgba.save(src / "sub" / "b.png")
+    rotated = Image.fromarray(color_image(20, 50))
+    exif = rotated.getexif()
+    exif[0x0112] = 6
+    rotated.save(src / "c.jpg", exif=exif.tobytes())
+    assert (
+        main(["colorize", str(src), "-o", str(tmp_path / "out"), "--expert", str(expert_path)]) == 0
+    )
+    assert Image.open(tmp_path / "out" / "a.jpg").size == (20, 30)
+    b = Image.open(tmp_path / "out" / "sub" / "b.png")
+    assert b.mode == "RGBA" and np.asarray(b)[..., 3].max() == 100
+    assert Image.open(tmp_path / "out" / "c.jpg").size == (20, 50)
+
+
+def test_batch_goes_on_past_bad_files(tmp_path, expert_path, capsys):
+    folder = tmp_path / "batch"
+    bad = make_bad_files(folder)
+    for name in ("good1.png", "good2.jpg"):
+        Image.fromarray(color_image(24, 24)).save(folder / name)
+    code = main(
+        ["colorize", str(folder), "-o", str(tmp_path / "out"), "--expert", str(expert_path)]
+    )
+    err = capsys.readouterr().err
+    assert code == 1
+    assert (tmp_path / "out" / "good1.png").is_file() and (tmp_path / "out" / "good2.jpg").is_file()
+    for path, fragment in bad.values():
+        lines = [line for line in err.splitlines() if str(path) in line]
+        assert len(lines) == 1 and fragment in lines[0], (path, err)
+    assert f"colorized 2 of {2 + len(bad)} images; {len(bad)} failed" in err
+    assert "Traceback" not in err
+
+
+def test_one_corrupt_and_two_good_files(tmp_path, expert_path, capsys):
+    files = []
+    for name in ("a.png", "b.png"):
+        Image.fromarray(color_image(16, 16)).save(tmp_path / name)
+        files.append(str(tmp_path / name))
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8garbage")
+    code = main(
+        [
+            "colorize",
+            *files,
+            str(tmp_path / "broken.jpg"),
+            "-o",
+            str(tmp_path / "out"),
+            "--expert",
+            str(expert_path),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 1 and sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "b.png"]
+    assert sum("broken.jpg" in line for line in err.splitlines()) == 1
+
+
+def test_output_equal_to_input_is_refused(tmp_path, expert_path, capsys):
+    Image.fromarray(color_image(16, 16)).save(tmp_path / "photo.png")
+    before = (tmp_path / "photo.png").read_bytes()
+    code = main(
+        [
+            "colorize",
+            str(tmp_path / "photo.png"),
+            "-o",
+            str(tmp_path / "photo.png"),
+            "--expert",
+            str(expert_path),
+        ]
+    )
+    assert code == 2 and "overwrite an input" in capsys.readouterr().err
+    assert (tmp_path / "photo.png").read_bytes() == before
+    code = main(["colorize", str(tmp_path), "-o", str(tmp_path), "--expert", str(expert_path)])
+    assert code == 2 and (tmp_path / "photo.png").read_bytes() == before
+
+
+@pytest.mark.parametrize("kind", ["missing", "junk"])
+def test_bad_checkpoint_is_one_line(tmp_path, kind, capsys):
+    Image.fromarray(color_image(16, 16)).save(tmp_path / "photo.png")
+    ckpt = tmp_path / "expert.safetensors"
+    if kind == "junk":
+        ckpt.write_text("garbage")
+    code = main(
+        [
+            "colorize",
+            str(tmp_path / "photo.png"),
+            "-o",
+            str(tmp_path / "o.png"),
+            "--expert",
+            str(ckpt),
+        ]
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and str(ckpt) in err[0]
