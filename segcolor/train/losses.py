@@ -1,0 +1,146 @@
+"""Training losses on the expert's raw output and the normalised ab target.
+
+Every loss takes ``(raw, target)``: ``raw`` is ``Expert.forward_padded``'s output (ab for a
+regression head, 313 logits for a classification head), ``target`` is normalised ab (B,2,H,W).
+The rare-color and classification losses weight each pixel by the rarity of its true color,
+looked up in ``ab_prior``: the training set's distribution over the 313 ab bins (see
+``segcolor.train.data.compute_ab_prior``).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from segcolor.color.bins import (
+    GRID,
+    NUM_BINS,
+    bin_centers,
+    rare_color_weights,
+    soft_encode,
+    zhang_rebalance_weights,
+)
+from segcolor.color.lab import denormalize_ab
+from segcolor.train.config import LOSS_KINDS
+
+_TICKS = 23  # bin centers sit on the grid -110, -100, ..., 110 in both a and b
+_OFFSET = 11
+
+
+@lru_cache(maxsize=1)
+def _grid_table_np() -> np.ndarray:
+    """(23, 23) bin index of each grid point, -1 where the grid point is not one of the 313."""
+    table = np.full((_TICKS, _TICKS), -1, dtype=np.int64)
+    cells = np.rint(bin_centers().numpy() / GRID).astype(np.int64) + _OFFSET
+    table[cells[:, 0], cells[:, 1]] = np.arange(NUM_BINS)
+    return table
+
+
+def bin_index(ab: torch.Tensor) -> torch.Tensor:
+    """(B,2,H,W) ab -> (B,H,W) nearest bin, like ``bins.nearest_bin`` but O(pixels) memory.
+
+    Bin centers are grid points, so rounding to the grid finds the nearest center whenever the
+    rounded point is a bin; only the few pixels outside the 313 (out of gamut, e.g. after a
+    saturation boost) need the full search. ``nearest_bin`` builds a (B,313,2,H,W) tensor —
+    hundreds of MB per training batch — which is why the loss does not call it.
+    """
+    ab = ab.float()
+    table = torch.from_numpy(_grid_table_np()).to(ab.device)
+    cell = torch.round(ab / GRID).long().clamp(-_OFFSET, _OFFSET) + _OFFSET
+    index = table[cell[:, 0], cell[:, 1]]
+    missing = index < 0
+    if missing.any():
+        points = ab.permute(0, 2, 3, 1)[missing]
+        index[missing] = torch.cdist(points, bin_centers(ab.device)).argmin(dim=1)
+    return index
+
+
+def ab_counts(ab: torch.Tensor) -> torch.Tensor:
+    """Pixels per bin, (313,) float64: the raw material of ``ab_prior``."""
+    return torch.bincount(bin_index(ab).flatten(), minlength=NUM_BINS).double().cpu()
+
+
+def smooth_prior(counts: torch.Tensor, sigma: float = 5.0) -> torch.Tensor:
+    """Counts -> a distribution smoothed with a Gaussian in ab space (Zhang et al., sigma=5).
+
+    Smoothing gives bins that the histogram sample happened to miss a small, sane probability
+    instead of zero (which would give them a huge weight).
+    """
+    centers = bin_centers().double()
+    kernel = torch.exp(-torch.cdist(centers, centers) ** 2 / (2.0 * sigma**2))
+    smoothed = kernel @ (counts.double() / counts.sum())
+    return smoothed / smoothed.sum()
+
+
+class PixelLoss(nn.Module):
+    """Plain L2 (``mse``) or L1 between the predicted and the true normalised ab."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+
+    def forward(self, raw: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        fn = F.mse_loss if self.kind == "l2" else F.l1_loss
+        return fn(raw.float(), target.float())
+
+
+class RareColorLoss(nn.Module):
+    """``l2_weight * L2 + (1 - l2_weight) * rarity-weighted L2`` (seed 003's 65/35 blend).
+
+    The per-pixel weight is ``w[nearest bin of the true color]`` with ``w`` normalised so that
+    its mean over the training distribution is 1: both terms are on the same scale, and with a
+    uniform prior the loss is exactly the plain L2.
+    """
+
+    def __init__(self, ab_prior: torch.Tensor, l2_weight: float = 0.65, eps: float = 1e-3) -> None:
+        super().__init__()
+        self.l2_weight = l2_weight
+        self.register_buffer("bin_weights", rare_color_weights(ab_prior.double(), eps).float())
+
+    def forward(self, raw: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        raw, target = raw.float(), target.float()
+        sq_err = (raw - target) ** 2
+        weights = self.bin_weights[bin_index(denormalize_ab(target))].unsqueeze(1)
+        weighted = (weights * sq_err).mean()
+        return self.l2_weight * sq_err.mean() + (1.0 - self.l2_weight) * weighted
+
+
+class ClassificationLoss(nn.Module):
+    """Zhang et al.'s rebalanced multinomial cross-entropy over the 313 ab bins.
+
+    Target: soft-encoded true color (Gaussian over its 5 nearest bins); each pixel's loss is
+    weighted by ``zhang_rebalance_weights(prior, lam)`` of its nearest bin.
+    """
+
+    def __init__(self, ab_prior: torch.Tensor, lam: float = 0.5) -> None:
+        super().__init__()
+        self.register_buffer("bin_weights", zhang_rebalance_weights(ab_prior.double(), lam).float())
+
+    def forward(self, raw: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        ab = denormalize_ab(target.float())
+        cross_entropy = -(soft_encode(ab) * F.log_softmax(raw.float(), dim=1)).sum(dim=1)
+        return (self.bin_weights[bin_index(ab)] * cross_entropy).mean()
+
+
+def needs_prior(kind: str) -> bool:
+    """Whether ``kind`` weights pixels by color rarity (and so needs the training histogram)."""
+    return kind in ("rebalanced", "classification")
+
+
+def create_loss(cfg: dict[str, Any], ab_prior: torch.Tensor | None = None) -> nn.Module:
+    """The loss named by ``cfg["kind"]`` (the training config's ``loss`` section)."""
+    kind = cfg["kind"]
+    if kind not in LOSS_KINDS:
+        raise ValueError(f"unknown loss kind {kind!r}; expected one of {', '.join(LOSS_KINDS)}")
+    if kind in ("l2", "l1"):
+        return PixelLoss(kind)
+    if ab_prior is None:
+        raise ValueError(f"loss {kind!r} needs the training set's ab prior")
+    if kind == "rebalanced":
+        return RareColorLoss(ab_prior, cfg.get("l2_weight", 0.65), cfg.get("eps", 1e-3))
+    return ClassificationLoss(ab_prior, cfg.get("lam", 0.5))
