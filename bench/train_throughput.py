@@ -28,8 +28,9 @@ import torch
 from safetensors.torch import save
 
 from segcolor.color.bins import NUM_BINS
+from segcolor.device import preferred_memory_format
 from segcolor.experts import Expert, create_expert
-from segcolor.train.engine import RawOutput, amp_dtype, memory_format, train_step
+from segcolor.train.engine import RawOutput, amp_dtype, train_step
 from segcolor.train.losses import create_loss
 
 ARCHS = ("resnet18_unet", "resnet18_unet_deep")
@@ -76,7 +77,7 @@ def fp16_megabytes(expert: Expert) -> float:
 
 def train_images_per_s(arch: str, device: torch.device, args: argparse.Namespace) -> float:
     torch.manual_seed(0)
-    expert = create_expert(arch).to(device, memory_format=memory_format(device)).train()
+    expert = create_expert(arch).to(device, memory_format=preferred_memory_format(device)).train()
     net = RawOutput(expert)
     optimizer = torch.optim.AdamW(expert.parameters(), lr=1e-3, weight_decay=1e-2)
     uniform = torch.full((NUM_BINS,), 1.0 / NUM_BINS, dtype=torch.float64)
@@ -90,10 +91,10 @@ def train_images_per_s(arch: str, device: torch.device, args: argparse.Namespace
 
 
 def infer_ms(expert: Expert, device: torch.device, args: argparse.Namespace) -> float:
-    expert = expert.to(device, memory_format=memory_format(device)).eval()
+    expert = expert.to(device, memory_format=preferred_memory_format(device)).eval()
     size = args.infer_size
     l_norm = (torch.rand(1, 1, size, size, device=device) * 2 - 1).contiguous(
-        memory_format=memory_format(device))
+        memory_format=preferred_memory_format(device))
     with torch.no_grad():
         return 1000 * timed(lambda: expert(l_norm), device, max(1, args.warmup - 1),
                             args.infer_runs)

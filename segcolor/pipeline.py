@@ -3,21 +3,32 @@
 The input's own full-resolution lightness is kept; only ab is predicted, at a bounded working
 resolution, then upsampled and joined with L, so memory stays bounded for any input size and
 the output's L equals the input's.
+
+With a router (``Pipeline.from_config``) the photo is converted to Lab once; the segmenter sees
+the working-resolution lightness as gray RGB; only the experts of categories present run, each
+on the boxes of its regions plus a context margin; their ab are composited with feathered
+weights. With a single expert (``Pipeline.from_expert``) every pixel uses that expert.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from segcolor.color.lab import AB_SCALE, normalize_l, rgb_to_lab
+from segcolor.color.lab import AB_SCALE, lab_to_rgb, normalize_l, rgb_to_lab
 from segcolor.color.recombine import recombine
-from segcolor.device import select_device
+from segcolor.device import preferred_memory_format, select_device
+from segcolor.errors import ConfigError, SegcolorError
 from segcolor.experts import Expert, load_expert
+from segcolor.merge import Patch, composite, feather_sigma, plan_crops, run_on_crops
+from segcolor.router.categories import MergeOptions, PipelineConfig, load_pipeline_config
+from segcolor.router.routing import Router, Routing
 
 DEFAULT_WORKING_SIZE = 256
 
@@ -64,18 +75,57 @@ def as_float_rgb(image: np.ndarray) -> np.ndarray:
     return np.clip(array.astype(np.float32), 0.0, 1.0)
 
 
+def to_uint8(rgb: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8)
+
+
+@dataclass
+class Analysis:
+    """Everything ``segcolor inspect`` shows about one photo (arrays at the input's size)."""
+
+    routing: Routing
+    gray: np.ndarray  # (H,W) uint8, what the pipeline saw (the input's lightness)
+    colorized: np.ndarray  # (H,W,3) uint8, the pipeline's result
+    expert_images: dict[str, np.ndarray] = field(default_factory=dict)  # each expert alone
+    merge_weights: dict[str, np.ndarray] = field(default_factory=dict)  # weights used, (h,w)
+
+
 class Pipeline:
-    """Colorize photos. With a single expert there is nothing to route: every pixel uses it."""
+    """Colorize photos: route each region to its category's expert, or use a single expert."""
 
     def __init__(
         self,
-        expert: Expert,
+        expert: Expert | None = None,
         device: torch.device | str | None = None,
         working_size: int = DEFAULT_WORKING_SIZE,
+        *,
+        router: Router | None = None,
+        experts: Mapping[str, Expert | Sequence[Expert]] | None = None,
+        merge: MergeOptions | None = None,
+        config: PipelineConfig | None = None,
     ) -> None:
+        if (expert is None) == (router is None):
+            raise ValueError("give either one expert, or a router and its experts")
         self.device = select_device(device)
-        self.expert = expert.to(self.device).eval()
         self.working_size = working_size
+        self._memory_format = preferred_memory_format(self.device)
+        self.expert = self._prepare(expert) if expert is not None else None
+        self.router = router
+        self.merge = merge or MergeOptions()
+        self.config = config  # the YAML it was built from, if any
+        self.experts: dict[str, list[Expert]] = {}
+        for name, models in (experts or {}).items():
+            group = [models] if isinstance(models, Expert) else list(models)
+            self.experts[name] = [self._prepare(m) for m in group]
+        if router is not None:
+            if router.segmenter is not None:
+                router.segmenter.to(self.device).eval()
+            missing = sorted(set(router.expert_of.values()) - set(self.experts))
+            if missing:
+                raise ConfigError(f"no expert loaded for category {missing[0]!r}")
+
+    def _prepare(self, expert: Expert) -> Expert:
+        return expert.to(self.device, memory_format=self._memory_format).eval()
 
     @classmethod
     def from_expert(
@@ -86,19 +136,156 @@ class Pipeline:
     ) -> Pipeline:
         return cls(load_expert(path), device=device, working_size=working_size)
 
+    @classmethod
+    def from_config(
+        cls,
+        path: str | Path,
+        device: torch.device | str | None = None,
+        working_size: int | None = None,
+    ) -> Pipeline:
+        """Build the routed pipeline a YAML describes (``configs/pipeline.yaml`` documents it)."""
+        from segcolor.router.segmenters import create_segmenter
+
+        config = load_pipeline_config(path)
+        segmenter = create_segmenter(config.segmenter, weights=config.segmenter_weights)
+        router = Router.from_config(config, segmenter)
+        experts = {
+            spec.name: [load_expert(p) for p in spec.checkpoints]
+            for spec in config.categories
+            if spec.has_expert and spec.name in router.expert_of.values()
+        }
+        return cls(
+            device=device,
+            working_size=working_size or config.working_size,
+            router=router,
+            experts=experts,
+            merge=config.merge,
+            config=config,
+        )
+
+    @classmethod
+    def default(cls, device: torch.device | str | None = None) -> Pipeline:
+        """The pipeline with shipped experts, once there are some."""
+        raise SegcolorError(
+            "no default experts are shipped yet: train them (`segcolor train`) and describe the "
+            "pipeline in a YAML (Pipeline.from_config('configs/pipeline.yaml'), or --pipeline "
+            "YAML on the command line)"
+        )
+
+    @property
+    def routed(self) -> bool:
+        return self.router is not None
+
+    def lab(self, image: np.ndarray) -> LabImage:
+        """The photo converted to Lab once (accepts what ``colorize`` accepts)."""
+        return LabImage.from_rgb(as_float_rgb(image), self.working_size, self.device)
+
+    # ------------------------------------------------------------------ routing
+
+    @torch.inference_mode()
+    def route_lab(self, lab: LabImage) -> Routing:
+        """Routing of a converted photo; the segmenter sees its lightness as gray RGB."""
+        if self.router is None:
+            raise SegcolorError("this pipeline has a single expert and no router to inspect")
+        zeros = torch.zeros_like(lab.l_small)
+        gray = lab_to_rgb(torch.cat([lab.l_small, zeros, zeros], dim=1))
+        return self.router.route(gray, size=tuple(lab.lightness.shape[-2:]))
+
+    def route(self, image: np.ndarray) -> Routing:
+        """Which expert colors which pixels: ``.categories``, ``.category_map``, ``.weights``
+        (per expert, at the input's size) and ``.regions``."""
+        return self.route_lab(self.lab(image))
+
+    # ------------------------------------------------------------------ colorization
+
+    def margin(self, size: tuple[int, int]) -> int:
+        """Context around each region's box. An expert's weight reaches ``spread`` beyond its
+        regions and feathering adds about 3 sigma, so crops at least that much larger cut no
+        visible weight; ``merge.margin`` adds context so the crop's colors match a full run."""
+        assert self.router is not None
+        sigma = feather_sigma(self.merge.feather, size)
+        reach = self.router.options.spread * min(size)
+        return max(self.merge.margin, math.ceil(reach + 3.0 * sigma))
+
+    def run_expert(self, name: str, l_norm: torch.Tensor) -> torch.Tensor:
+        """A category's expert (several checkpoints: the mean of their ab) -> ab in Lab units."""
+        models = self.experts[name]
+        total = models[0](l_norm)
+        for model in models[1:]:
+            total = total + model(l_norm)
+        return total * (AB_SCALE / len(models))
+
+    def expert_patches(self, lab: LabImage, routing: Routing) -> list[Patch]:
+        """Each present expert's ab over the boxes of its regions (plus margin), batched."""
+        l_norm = normalize_l(lab.l_small)
+        size = tuple(l_norm.shape[-2:])
+        margin = self.margin(size)
+        patches: list[Patch] = []
+        for index, name in enumerate(routing.experts):
+            multiple = max(m.size_multiple for m in self.experts[name])
+            batches = plan_crops(routing.expert_boxes_small[name], size, margin, multiple)
+            patches += run_on_crops(
+                lambda x, name=name: self.run_expert(name, x), l_norm, batches, index
+            )
+        return patches
+
+    @torch.inference_mode()
+    def merge_routed(self, lab: LabImage, routing: Routing) -> tuple[torch.Tensor, torch.Tensor]:
+        """ab (1,2,h,w) in Lab units and the weights used (E,h,w)."""
+        patches = self.expert_patches(lab, routing)
+        weights = routing.expert_weights_small.to(self.device)
+        size = tuple(weights.shape[-2:])
+        sigma = feather_sigma(self.merge.feather, size)
+        ab, used = composite(weights, patches, sigma, ramp=self.margin(size) / 2)
+        return ab[None], used
+
     @torch.inference_mode()
     def predict_ab(self, lab: LabImage) -> torch.Tensor:
         """ab (1,2,h,w) at the working resolution, in Lab units."""
-        return self.expert(normalize_l(lab.l_small)) * AB_SCALE
+        if self.router is None:
+            return self.expert(normalize_l(lab.l_small)) * AB_SCALE
+        return self.merge_routed(lab, self.route_lab(lab))[0]
 
     @torch.inference_mode()
     def colorize_float(self, rgb: np.ndarray) -> np.ndarray:
         """Float RGB (H,W,3) in [0,1] -> colorized float RGB of the same size."""
         lab = LabImage.from_rgb(rgb, self.working_size, self.device)
-        out = recombine(lab.lightness, self.predict_ab(lab))
+        return self._to_rgb(lab, self.predict_ab(lab))
+
+    @torch.inference_mode()
+    def colorize_routed(self, rgb: np.ndarray) -> tuple[np.ndarray, Routing]:
+        """Like ``colorize_float``, also returning the routing it used (routed pipelines)."""
+        lab = LabImage.from_rgb(rgb, self.working_size, self.device)
+        routing = self.route_lab(lab)
+        return self._to_rgb(lab, self.merge_routed(lab, routing)[0]), routing
+
+    @staticmethod
+    def _to_rgb(lab: LabImage, ab: torch.Tensor) -> np.ndarray:
+        out = recombine(lab.lightness, ab)
         return out[0].permute(1, 2, 0).float().cpu().numpy()
 
     def colorize(self, image: np.ndarray) -> np.ndarray:
         """H x W x 3 (or H x W gray) uint8 RGB in -> H x W x 3 uint8 RGB out."""
-        out = self.colorize_float(as_float_rgb(image))
-        return np.clip(np.rint(out * 255.0), 0, 255).astype(np.uint8)
+        return to_uint8(self.colorize_float(as_float_rgb(image)))
+
+    @torch.inference_mode()
+    def analyze(self, image: np.ndarray, expert_images: bool = True) -> Analysis:
+        """Routing, result, and (for inspection) each used expert's colorization of the whole
+        photo and the weights the merge used."""
+        lab = self.lab(image)
+        routing = self.route_lab(lab)
+        ab, used = self.merge_routed(lab, routing)
+        zeros = torch.zeros_like(lab.lightness)
+        gray = lab_to_rgb(torch.cat([lab.lightness, zeros, zeros], dim=1))[0, 0]
+        analysis = Analysis(
+            routing=routing,
+            gray=to_uint8(gray.float().cpu().numpy()),
+            colorized=to_uint8(self._to_rgb(lab, ab)),
+        )
+        l_norm = normalize_l(lab.l_small)
+        for index, name in enumerate(routing.experts):
+            analysis.merge_weights[name] = used[index].float().cpu().numpy()
+            if expert_images:
+                alone = self.run_expert(name, l_norm)
+                analysis.expert_images[name] = to_uint8(self._to_rgb(lab, alone))
+        return analysis

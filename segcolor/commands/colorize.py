@@ -1,4 +1,8 @@
-"""``segcolor colorize INPUT... -o OUT``: files or folders in, colorized images out."""
+"""``segcolor colorize INPUT... -o OUT``: files or folders in, colorized images out.
+
+``--expert CKPT`` colors every pixel with one expert; ``--pipeline YAML`` routes each region to
+its category's expert (``--show-routing`` prints what went where, one line per image).
+"""
 
 from __future__ import annotations
 
@@ -23,14 +27,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="OUT",
         help="output file (one input) or folder (names and sub-folders kept)",
     )
-    parser.add_argument("--expert", metavar="CKPT", help="expert checkpoint (.safetensors)")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument(
+        "--expert", metavar="CKPT", help="one expert checkpoint (.safetensors) for every pixel"
+    )
+    source.add_argument(
+        "--pipeline",
+        metavar="YAML",
+        help="route regions to category experts (e.g. configs/pipeline.yaml)",
+    )
+    parser.add_argument(
+        "--show-routing",
+        action="store_true",
+        help="with --pipeline: print each image's categories, e.g. "
+        "'photo.jpg: people 23%% (person), places 77%%'",
+    )
     parser.add_argument("--device", default="auto", help="cuda, mps, cpu or auto (default)")
     parser.add_argument(
         "--working-size",
         type=int,
-        default=256,
         metavar="PX",
-        help="short side at which color is predicted (default %(default)s)",
+        help="short side at which color is predicted (default 256, or the pipeline YAML's "
+        "working_size)",
     )
     parser.add_argument(
         "--format",
@@ -67,18 +85,36 @@ def plan_outputs(inputs: list[str], output: str, fmt: str | None) -> list[tuple[
 
 
 def run(args: argparse.Namespace) -> int:
-    if not args.expert:
-        raise SegcolorError("no expert given: pass --expert CKPT (train one with `segcolor train`)")
+    if not args.expert and not args.pipeline:
+        raise SegcolorError(
+            "no expert given: pass --expert CKPT or --pipeline YAML "
+            "(train experts with `segcolor train`)"
+        )
+    if args.show_routing and not args.pipeline:
+        raise SegcolorError("--show-routing needs --pipeline YAML (one expert has no routing)")
+    if args.working_size is not None and args.working_size < 16:
+        raise SegcolorError(f"--working-size must be at least 16, got {args.working_size}")
     plan = plan_outputs(args.inputs, args.output, args.format)
     from segcolor.pipeline import Pipeline  # torch is imported only when there is work to do
 
-    pipeline = Pipeline.from_expert(args.expert, device=args.device, working_size=args.working_size)
+    if args.pipeline:
+        pipeline = Pipeline.from_config(
+            args.pipeline, device=args.device, working_size=args.working_size
+        )
+    else:
+        pipeline = Pipeline.from_expert(
+            args.expert, device=args.device, working_size=args.working_size or 256
+        )
     failures: list[str] = []
     progress = tqdm(plan, desc="colorize", unit="img", disable=len(plan) < 2, file=sys.stderr)
     for src, dst in progress:
         try:
             image = load_image(src)
-            rgb = pipeline.colorize_float(image.rgb)
+            if args.show_routing:
+                rgb, routing = pipeline.colorize_routed(image.rgb)
+                tqdm.write(f"{src}: {routing.summary()}", file=sys.stdout)
+            else:
+                rgb = pipeline.colorize_float(image.rgb)
             save_image(dst, rgb, alpha=image.alpha)
         except SegcolorError as err:
             failures.append(str(err))

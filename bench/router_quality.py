@@ -1,0 +1,187 @@
+"""Router segmenter quality on grayscale COCO photos: IoU of background/person/bird/animal.
+
+The router only has to tell these four groups apart, on black-and-white input, so the PASCAL VOC
+classes are folded into them and the photos are converted to luminance first. IoU is
+dataset-level (TP/FP/FN summed over all images, per group), via segmentation-models-pytorch.
+
+    python bench/router_quality.py                # plain port
+    python bench/router_quality.py --tta --reference --limit 40
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import segmentation_models_pytorch as smp
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from segcolor.router import create_segmenter  # noqa: E402
+from segcolor.router.segmenters.base import DEFAULT_TTA  # noqa: E402
+
+GROUPS = ["background", "person", "bird", "animal"]
+VOC_TO_GROUP = {"person": 1, "bird": 2, "cat": 3, "dog": 3, "horse": 3, "sheep": 3, "cow": 3}
+SUBSETS = ("coco128", "coco_taming_train100")
+
+
+def shared_dir() -> Path:
+    return Path(os.environ.get("SEGCOLOR_SHARED_DIR", REPO.parent / "shared"))
+
+
+def default_weights() -> Path | None:
+    """The shared dev copy of the weights unless the user points elsewhere."""
+    if os.environ.get("SEGCOLOR_WEIGHTS_DIR"):
+        return None
+    folder = shared_dir() / "weights"
+    return folder if folder.is_dir() else None
+
+
+def group_matrix(classes: list[str]) -> torch.Tensor:
+    """(G, C) 0/1 matrix summing class probabilities into group probabilities."""
+    m = torch.zeros(len(GROUPS), len(classes))
+    for c, name in enumerate(classes):
+        m[VOC_TO_GROUP.get(name, 0), c] = 1.0
+    return m
+
+
+def load_samples(data: Path, limit: int | None) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+    """(name, grayscale uint8 HxW, group mask HxW) for the COCO subsets; photos pair with masks
+    through each folder's index.json (``image`` / ``semantic_mask``)."""
+    n = 0
+    for subset in SUBSETS:
+        index = json.loads((data / subset / "index.json").read_text())
+        for item in index["images"]:
+            if limit is not None and n >= limit:
+                return
+            gray = np.asarray(Image.open(data / subset / item["image"]).convert("L"))
+            mask = np.asarray(Image.open(data / subset / item["semantic_mask"]))
+            assert gray.shape == mask.shape, item["image"]
+            n += 1
+            yield f"{subset}/{item['image']}", gray, mask
+
+
+class IoUMeter:
+    """Accumulates smp per-image stats; reports dataset-level IoU per group."""
+
+    def __init__(self) -> None:
+        self.stats: list[tuple[torch.Tensor, ...]] = []
+        self.seconds = 0.0
+
+    def add(self, pred: torch.Tensor, mask: np.ndarray) -> None:
+        target = torch.from_numpy(mask.astype(np.int64))[None]
+        stats = smp.metrics.get_stats(
+            pred[None].long(), target, mode="multiclass", num_classes=len(GROUPS), ignore_index=255
+        )
+        self.stats.append(stats)
+
+    def iou(self) -> list[float]:
+        tp, fp, fn, tn = (torch.cat(s).sum(0, keepdim=True) for s in zip(*self.stats, strict=True))
+        return smp.metrics.iou_score(tp, fp, fn, tn, reduction=None)[0].tolist()
+
+
+def to_input(gray: np.ndarray, device: torch.device) -> torch.Tensor:
+    """Luminance replicated to 3 channels, in [0, 1]: what the router sees for a B&W photo."""
+    x = torch.from_numpy(np.array(gray, dtype=np.float32)).div(255)
+    return x[None, None].expand(1, 3, *gray.shape).to(device)
+
+
+def tflite_reference(weights: Path) -> Callable[[np.ndarray], torch.Tensor]:
+    """The original TFLite model at 513×513 (bilinear resize in, nearest resize out)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(str(weights), num_threads=os.cpu_count() or 1)
+    it.allocate_tensors()
+    inp, out = it.get_input_details()[0], it.get_output_details()[0]
+
+    def run(gray: np.ndarray) -> torch.Tensor:
+        g = np.asarray(Image.fromarray(gray).resize((513, 513), Image.BILINEAR))
+        it.set_tensor(inp["index"], np.repeat(g[None, :, :, None], 3, -1))
+        it.invoke()
+        labels = Image.fromarray(it.get_tensor(out["index"])[0].astype(np.uint8))
+        return torch.from_numpy(np.asarray(labels.resize(gray.shape[::-1], Image.NEAREST)).copy())
+
+    return run
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=shared_dir() / "data" / "eval_masks")
+    ap.add_argument("--segmenter", default="deeplabv3_mnv2_voc")
+    ap.add_argument("--weights", default=default_weights(), help="weights file or folder")
+    ap.add_argument("--tta", action="store_true", help="also evaluate test-time augmentation")
+    ap.add_argument("--tta-scales", type=float, nargs="+", default=list(DEFAULT_TTA["scales"]))
+    ap.add_argument("--no-flip", action="store_true", help="TTA without the horizontal flip")
+    ap.add_argument("--keep-aspect", action="store_true", help="working size keeps aspect ratio")
+    ap.add_argument("--reference", action="store_true", help="also run the TFLite model")
+    ap.add_argument("--limit", type=int, default=None, help="first N images only")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = ap.parse_args(argv)
+
+    device = torch.device(args.device)
+    model = create_segmenter(
+        args.segmenter, weights=args.weights, device=device, keep_aspect=args.keep_aspect
+    )
+    to_group = group_matrix(model.classes).to(device)
+    class_group = to_group.argmax(0)  # class index -> group index
+    tta = {"scales": tuple(args.tta_scales), "flip": not args.no_flip}
+    modes: dict[str, bool | dict] = {"port": False}
+    if args.tta:
+        modes[f"port+TTA {tta['scales']}{'' if tta['flip'] else ' noflip'}"] = tta
+    meters: dict[str, IoUMeter] = {}
+    reference = None
+    if args.reference:
+        from segcolor.router.segmenters.deeplab_mnv2 import SOURCE, VARIANTS
+        from segcolor.router.weights import resolve_weights
+
+        v = VARIANTS[args.segmenter]
+        reference = tflite_reference(resolve_weights(v.tflite, v.sha256, args.weights, SOURCE))
+        meters["TFLite reference 513"] = IoUMeter()
+
+    n = 0
+    samples = load_samples(args.data, args.limit)
+    for _, gray, mask in tqdm(samples, desc="images", unit="img", leave=False):
+        n += 1
+        x = to_input(gray, device)
+        for mode, cfg in modes.items():
+            t0 = time.perf_counter()
+            prob = model.predict_proba(x, tta=cfg)[0]
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            dt = time.perf_counter() - t0
+            # Two decision rules: the group of the best VOC class, or the best summed group.
+            for rule, pred in (
+                ("argmax", class_group[prob.argmax(0)]),
+                ("group-sum", torch.einsum("gc,chw->ghw", to_group, prob).argmax(0)),
+            ):
+                meter = meters.setdefault(f"{mode} [{rule}]", IoUMeter())
+                meter.add(pred.cpu(), mask)
+                meter.seconds += dt
+        if reference is not None:
+            t0 = time.perf_counter()
+            pred = class_group.cpu()[reference(gray).long()]
+            meters["TFLite reference 513"].seconds += time.perf_counter() - t0
+            meters["TFLite reference 513"].add(pred, mask)
+
+    print(f"{n} images from {args.data} (grayscale), segmenter {args.segmenter}, device {device}")
+    header = f"{'mode':<48}" + "".join(f"{g:>11}" for g in GROUPS) + f"{'mIoU':>8}{'img/s':>8}"
+    print(header)
+    print("-" * len(header))
+    for mode, meter in meters.items():
+        ious = meter.iou()
+        row = "".join(f"{v:>11.3f}" for v in ious)
+        print(f"{mode:<48}{row}{np.mean(ious):>8.3f}{n / max(meter.seconds, 1e-9):>8.2f}")
+
+
+if __name__ == "__main__":
+    main()

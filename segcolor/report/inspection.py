@@ -1,0 +1,148 @@
+"""Write everything ``segcolor inspect`` produces for one photo into a folder.
+
+Files: ``routing.json`` (regions, experts and their weights, settings), ``overlay.png``
+(categories over the grayscale, with a legend), ``expert_<category>.png`` (each used expert
+alone), ``weights_<category>.png`` (its weight in the result), ``colorized.png`` (the result)
+and ``index.html``, a single self-contained page showing all of it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from segcolor.io.atomic import atomic_write
+from segcolor.io.images import load_image
+from segcolor.pipeline import Analysis, Pipeline
+from segcolor.report.html import render_index
+from segcolor.report.overlay import category_colors, render_overlay
+
+OVERLAY_SIDE = 2048  # the overlay is for looking at: no need for 40 MP of it
+
+
+def _save_png(path: Path, image: Image.Image) -> Path:
+    with atomic_write(path) as tmp:
+        image.save(tmp, format="PNG")
+    return path
+
+
+def _preview_size(height: int, width: int, limit: int) -> tuple[int, int]:
+    scale = min(1.0, limit / max(height, width))
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def _settings(pipeline: Pipeline) -> dict[str, Any]:
+    """What produced the report, flat and readable (also stored in routing.json)."""
+    out: dict[str, Any] = {"device": str(pipeline.device), "working_size": pipeline.working_size}
+    config = pipeline.config
+    if config is not None:
+        out["pipeline"] = str(config.path) if config.path else "-"
+        out["segmenter"] = config.segmenter
+        out["fallback"] = config.fallback
+        out["router"] = ", ".join(f"{k}={v}" for k, v in vars(config.router).items())
+        out["merge"] = ", ".join(f"{k}={v}" for k, v in vars(config.merge).items())
+        for spec in config.categories:
+            out[f"expert {spec.name}"] = (
+                ", ".join(str(p) for p in spec.checkpoints)
+                or f"none (colored by {config.fallback})"
+            )
+    return out
+
+
+def _legend(analysis: Analysis, expert_of: dict[str, str]) -> list[tuple[str, str]]:
+    """One row per category present: share, classes found, and who colors it if not itself."""
+    routing = analysis.routing
+    rows = []
+    for name in routing.categories:
+        share = routing.shares.get(name, 0.0)
+        if share <= 0:
+            continue
+        found = [c for c in routing.classes_found.get(name, []) if c != "background"]
+        text = f"{name}  {share:.1f}%" + (f"  ({', '.join(found)})" if found else "")
+        if expert_of.get(name, name) != name:
+            text += f"  (no expert: colored by {expert_of[name]})"
+        rows.append((name, text))
+    return rows
+
+
+def write_inspection(pipeline: Pipeline, photo: str | Path, out_dir: str | Path) -> dict[str, Path]:
+    """Analyse ``photo`` and write the report files; returns them by role."""
+    photo, out_dir = Path(photo), Path(out_dir)
+    image = load_image(photo)
+    analysis = pipeline.analyze(image.rgb)  # raises for a single-expert pipeline: no routing
+    assert pipeline.router is not None
+    routing = analysis.routing
+    height, width = analysis.gray.shape
+    overrides = {}
+    if pipeline.config is not None:
+        overrides = {c.name: c.color for c in pipeline.config.categories}
+    colors = category_colors(routing.categories, overrides)
+
+    files: dict[str, Path] = {}
+    size = _preview_size(height, width, OVERLAY_SIDE)
+    gray_small = np.asarray(Image.fromarray(analysis.gray).resize(size[::-1], Image.BILINEAR))
+    overlay = render_overlay(
+        gray_small,
+        routing.category_map_at(size),
+        routing.categories,
+        colors,
+        _legend(analysis, pipeline.router.expert_of),
+    )
+    files["overlay"] = _save_png(out_dir / "overlay.png", overlay)
+    result = Image.fromarray(analysis.colorized, "RGB")
+    files["colorized"] = _save_png(out_dir / "colorized.png", result)
+
+    experts = []
+    mean_weights = {}
+    for name in routing.experts:
+        alone = Image.fromarray(analysis.expert_images[name], "RGB")
+        weight = analysis.merge_weights[name]
+        mean_weights[name] = float(weight.mean())
+        weight_img = Image.fromarray(np.clip(np.rint(weight * 255), 0, 255).astype(np.uint8))
+        weight_img = weight_img.resize((width, height), Image.BILINEAR)
+        files[f"expert_{name}"] = _save_png(out_dir / f"expert_{name}.png", alone)
+        files[f"weights_{name}"] = _save_png(out_dir / f"weights_{name}.png", weight_img)
+        experts.append(
+            (
+                name,
+                alone,
+                weight_img,
+                f"{name} expert alone (mean weight in the result {mean_weights[name]:.2f})",
+            )
+        )
+
+    report = {"image": str(photo), **routing.to_dict(), "settings": _settings(pipeline)}
+    for entry in report["experts"]:
+        entry["mean_weight_after_merge"] = round(mean_weights[entry["category"]], 4)
+        if pipeline.config is not None:
+            spec = pipeline.config.category(entry["category"])
+            entry["checkpoints"] = [str(p) for p in spec.checkpoints]
+    with atomic_write(out_dir / "routing.json") as tmp:
+        tmp.write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
+    files["routing"] = out_dir / "routing.json"
+
+    page = render_index(
+        title=photo.name,
+        summary=routing.summary() or "nothing found",
+        main_images=[
+            (
+                "input (grayscale)",
+                Image.fromarray(analysis.gray),
+                f"input as the pipeline sees it ({width}x{height})",
+            ),
+            ("categories overlay", overlay, "categories found (legend below the photo)"),
+            ("colorized result", result, "result: experts merged by their weights"),
+        ],
+        expert_images=experts,
+        regions=report["regions"],
+        colors=colors,
+        settings={"image": photo, **_settings(pipeline)},
+    )
+    with atomic_write(out_dir / "index.html") as tmp:
+        tmp.write_text(page, encoding="utf-8")
+    files["index"] = out_dir / "index.html"
+    return files

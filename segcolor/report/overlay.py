@@ -1,0 +1,69 @@
+"""Category colors over the grayscale photo, region borders, and a legend strip beneath."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+from scipy import ndimage
+
+# Well-separated defaults for the usual categories; others cycle through the rest.
+KNOWN_COLORS = {
+    "people": "#ff7f0e",
+    "birds": "#17becf",
+    "animals": "#d62728",
+    "places": "#2ca02c",
+    "vehicles": "#9467bd",
+}
+SPARE_COLORS = ["#e377c2", "#bcbd22", "#8c564b", "#1f77b4", "#7f7f7f", "#aec7e8", "#ffbb78"]
+ALPHA = 0.45
+
+
+def category_colors(
+    categories: Sequence[str], overrides: Mapping[str, str | None] | None = None
+) -> dict[str, str]:
+    """``#rrggbb`` per category: the YAML's ``color``, else a fixed default, else a spare."""
+    overrides = overrides or {}
+    spare = iter(SPARE_COLORS * (len(categories) // len(SPARE_COLORS) + 1))
+    out: dict[str, str] = {}
+    for name in categories:
+        out[name] = overrides.get(name) or KNOWN_COLORS.get(name) or next(spare)
+    return out
+
+
+def _rgb(color: str) -> tuple[int, int, int]:
+    return tuple(int(color[i : i + 2], 16) for i in (1, 3, 5))  # type: ignore[return-value]
+
+
+def render_overlay(
+    gray: np.ndarray,
+    category_map: np.ndarray,
+    categories: Sequence[str],
+    colors: Mapping[str, str],
+    legend: Sequence[tuple[str, str]],
+) -> Image.Image:
+    """Gray (H,W) uint8 + category map (H,W) -> RGB image with tinted regions, their borders,
+    and a legend of ``(category, text)`` rows under the photo."""
+    height, width = gray.shape
+    palette = np.array([_rgb(colors[c]) for c in categories], dtype=np.float32)
+    base = np.repeat(gray[..., None].astype(np.float32), 3, axis=2)
+    tint = palette[category_map]
+    out = base * (1 - ALPHA) + tint * ALPHA
+    border = ndimage.morphological_gradient(category_map, size=(3, 3)) > 0
+    out[border] = tint[border]
+    photo = Image.fromarray(np.clip(out, 0, 255).astype(np.uint8), "RGB")
+
+    font_size = max(12, min(28, width // 40))
+    font = ImageFont.load_default(size=font_size)
+    row = int(font_size * 1.6)
+    pad = font_size // 2
+    canvas = Image.new("RGB", (width, height + pad * 2 + row * len(legend)), "white")
+    canvas.paste(photo, (0, 0))
+    draw = ImageDraw.Draw(canvas)
+    for i, (name, text) in enumerate(legend):
+        top = height + pad + i * row
+        box = (pad, top + row // 8, pad + row * 3 // 4, top + row * 7 // 8)
+        draw.rectangle(box, fill=colors[name], outline="black")
+        draw.text((pad + row, top + row // 2), text, fill="black", font=font, anchor="lm")
+    return canvas

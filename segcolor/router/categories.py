@@ -1,0 +1,333 @@
+"""The pipeline YAML: segmenter classes -> categories -> expert checkpoints, plus options.
+
+Adding a category (say ``vehicles`` fed by VOC car, bus, train...) is a YAML entry and a
+checkpoint, never a code change, so everything a category needs lives here and is validated
+up front with one-line ``ConfigError``s that name the file and the offending entry.
+
+Checkpoint and weight paths are relative to the YAML's folder (or absolute). Segmenter classes
+that no category lists go to the fallback category, which must have an expert: it colorizes
+whatever the router is unsure about, so a photo with nothing detected still gets colored.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from segcolor.config import load_yaml
+from segcolor.errors import ConfigError
+
+DEFAULT_SEGMENTER = "deeplabv3_mnv2_voc"
+DEFAULT_WORKING_SIZE = 256
+DEFAULT_FALLBACK = "places"
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")  # category names end up in file names
+_COLOR = re.compile(r"^#[0-9A-Fa-f]{6}$")
+
+_TOP_KEYS = {
+    "segmenter": None,
+    "working_size": None,
+    "categories": None,
+    "fallback": None,
+    "router": None,
+    "merge": None,
+}
+_SEGMENTER_KEYS = {"name": None, "weights": None}
+_CATEGORY_KEYS = {"classes": None, "expert": None, "color": None}
+_TTA_KEYS = {"scales": None, "flip": None}
+
+
+@dataclass(frozen=True)
+class RouterOptions:
+    """How the router turns class probabilities into regions and weights."""
+
+    min_area: float = 0.5  # % of the image: smaller regions are spurious, given to the fallback
+    min_confidence: float = 0.5  # a region's mean P(category) below this is given to the fallback
+    spread: float = 0.02  # how far (fraction of the short side) a category's soft weight may
+    # reach beyond its own regions; bounded so an expert's crop can hold all of its weight
+    tta: bool | dict[str, Any] = False  # passed to ``Segmenter.predict_proba``
+
+
+@dataclass(frozen=True)
+class MergeOptions:
+    """How expert outputs are composited."""
+
+    feather: float = 0.02  # Gaussian sigma of the weight blur, as a fraction of the short side
+    margin: int = 32  # context (working px) around each region's box when an expert runs on a crop
+
+
+@dataclass(frozen=True)
+class CategorySpec:
+    """One category: the segmenter classes it collects and the expert(s) that color it."""
+
+    name: str
+    classes: tuple[str, ...] = ()
+    checkpoints: tuple[Path, ...] = ()  # several: their ab are averaged; none: the fallback's
+    color: str | None = None  # overlay color, ``#rrggbb``
+
+    @property
+    def has_expert(self) -> bool:
+        return bool(self.checkpoints)
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """A validated pipeline YAML."""
+
+    categories: tuple[CategorySpec, ...]
+    fallback: str = DEFAULT_FALLBACK
+    segmenter: str = DEFAULT_SEGMENTER
+    segmenter_weights: Path | None = None
+    working_size: int = DEFAULT_WORKING_SIZE
+    router: RouterOptions = field(default_factory=RouterOptions)
+    merge: MergeOptions = field(default_factory=MergeOptions)
+    path: Path | None = None
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.categories]
+
+    def category(self, name: str) -> CategorySpec:
+        for spec in self.categories:
+            if spec.name == name:
+                return spec
+        raise KeyError(name)
+
+    def expert_of(self, name: str) -> str:
+        """The category whose expert colors ``name``'s pixels (itself, or the fallback)."""
+        return name if self.category(name).has_expert else self.fallback
+
+    def check_classes(self, classes: Sequence[str], segmenter: str | None = None) -> None:
+        """Every listed class must be one the segmenter predicts (typos would silently route
+        nothing)."""
+        known = set(classes)
+        for spec in self.categories:
+            for cls in spec.classes:
+                if cls not in known:
+                    close = difflib.get_close_matches(cls, classes, n=1)
+                    hint = f"; did you mean {close[0]!r}?" if close else ""
+                    raise ConfigError(
+                        f"unknown class {cls!r} in category {spec.name!r} (segmenter "
+                        f"{segmenter or self.segmenter} has: {', '.join(classes)}){hint}",
+                        self.path,
+                    )
+
+    def class_to_category(self, classes: Sequence[str]) -> list[int]:
+        """For each segmenter class, the index of its category (unlisted -> the fallback)."""
+        self.check_classes(classes)
+        owner = {cls: i for i, spec in enumerate(self.categories) for cls in spec.classes}
+        fallback = self.names.index(self.fallback)
+        return [owner.get(cls, fallback) for cls in classes]
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys (PyYAML silently keeps the last one)."""
+
+
+def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        line = key_node.start_mark.line + 1
+        if key in seen:
+            raise ConfigError(f"duplicate key {key!r} at line {line} (first at line {seen[key]})")
+        seen[key] = line
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def load_pipeline_config(path: str | Path) -> PipelineConfig:
+    """Read and validate a pipeline YAML; checkpoints must exist (they are not loaded here)."""
+    path = Path(path)
+    load_yaml(path)  # its error messages for missing/malformed files
+    try:
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)
+    except ConfigError as err:
+        raise ConfigError(str(err), path) from None
+    return parse_pipeline_config(data, path=path)
+
+
+def parse_pipeline_config(data: Mapping[str, Any], path: Path | None = None) -> PipelineConfig:
+    """Validate an already-parsed mapping; relative paths resolve against ``path``'s folder."""
+    where = path if path is not None else "pipeline config"
+    base = path.resolve().parent if path is not None else Path.cwd()
+    if not isinstance(data, Mapping):
+        raise ConfigError("expected a mapping at the top level", where)
+    _check_keys(data, _TOP_KEYS, "", where)
+
+    seg = data.get("segmenter") or {}
+    if isinstance(seg, str):
+        seg = {"name": seg}
+    if not isinstance(seg, Mapping):
+        raise ConfigError("segmenter: expected a name or a mapping with name/weights", where)
+    _check_keys(seg, _SEGMENTER_KEYS, "segmenter.", where)
+    seg_name = seg.get("name") or DEFAULT_SEGMENTER
+    if not isinstance(seg_name, str):
+        raise ConfigError("segmenter.name must be a string", where)
+    seg_weights = _path(seg.get("weights"), base, "segmenter.weights", where, must_exist=True)
+
+    working_size = data.get("working_size", DEFAULT_WORKING_SIZE)
+    if isinstance(working_size, bool) or not isinstance(working_size, int) or working_size < 32:
+        raise ConfigError(f"working_size must be an integer >= 32, got {working_size!r}", where)
+
+    categories = _categories(data.get("categories"), base, where)
+    names = [c.name for c in categories]
+    fallback = data.get("fallback", DEFAULT_FALLBACK)
+    if fallback not in names:
+        raise ConfigError(
+            f"fallback category {fallback!r} is not defined (categories: {', '.join(names)}); "
+            "set `fallback:` to the category that colors everything else",
+            where,
+        )
+    if not categories[names.index(fallback)].has_expert:
+        raise ConfigError(f"fallback category {fallback!r} needs an expert checkpoint", where)
+
+    return PipelineConfig(
+        categories=tuple(categories),
+        fallback=fallback,
+        segmenter=seg_name,
+        segmenter_weights=seg_weights,
+        working_size=working_size,
+        router=_router_options(data.get("router") or {}, where),
+        merge=_merge_options(data.get("merge") or {}, where),
+        path=path,
+    )
+
+
+def _categories(raw: Any, base: Path, where: str | Path) -> list[CategorySpec]:
+    if not isinstance(raw, Mapping) or not raw:
+        raise ConfigError("`categories:` must map category names to {classes, expert}", where)
+    specs: list[CategorySpec] = []
+    owner: dict[str, str] = {}
+    for name, entry in raw.items():
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise ConfigError(
+                f"category name {name!r} must start with a letter and use only letters, digits,"
+                " '_' or '-'",
+                where,
+            )
+        entry = entry or {}
+        if not isinstance(entry, Mapping):
+            raise ConfigError(f"category {name!r}: expected a mapping with classes/expert", where)
+        _check_keys(entry, _CATEGORY_KEYS, f"categories.{name}.", where)
+        classes = entry.get("classes") or []
+        if isinstance(classes, str):
+            classes = [classes]
+        if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
+            raise ConfigError(f"category {name!r}: classes must be a list of class names", where)
+        for cls in classes:
+            if cls in owner:
+                again = "twice in" if owner[cls] == name else f"to both {owner[cls]!r} and"
+                raise ConfigError(
+                    f"duplicate mapping: class {cls!r} is mapped {again} {name!r}", where
+                )
+            owner[cls] = name
+        ckpts = entry.get("expert")
+        ckpts = [] if ckpts is None else [ckpts] if isinstance(ckpts, str) else ckpts
+        if not isinstance(ckpts, list) or not all(isinstance(c, str) for c in ckpts):
+            raise ConfigError(
+                f"category {name!r}: expert must be a checkpoint path or a list", where
+            )
+        paths = tuple(
+            _path(c, base, f"category {name!r}: expert checkpoint", where, must_exist=True)
+            for c in ckpts
+        )
+        color = entry.get("color")
+        if color is not None and (not isinstance(color, str) or not _COLOR.match(color)):
+            raise ConfigError(f"category {name!r}: color must look like '#ff8800'", where)
+        specs.append(CategorySpec(name, tuple(classes), paths, color))  # type: ignore[arg-type]
+    return specs
+
+
+def _check_keys(
+    section: Mapping[str, Any], allowed: Mapping[str, Any], prefix: str, where: str | Path
+) -> None:
+    """Unknown keys are typos that would otherwise be silently ignored."""
+    for key in section:
+        if key not in allowed:
+            close = difflib.get_close_matches(str(key), list(allowed), n=1)
+            hint = f"; did you mean {prefix}{close[0]}?" if close else ""
+            raise ConfigError(
+                f"unknown key {prefix}{key} (allowed: {', '.join(sorted(allowed))}){hint}", where
+            )
+
+
+def _path(value: Any, base: Path, what: str, where: str | Path, must_exist: bool) -> Path | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{what} must be a path string", where)
+    path = Path(value).expanduser()
+    path = path if path.is_absolute() else base / path
+    if must_exist and not path.exists():
+        raise ConfigError(f"{what} {value} not found (looked for {path})", where)
+    return path
+
+
+def _number(
+    section: Mapping[str, Any],
+    key: str,
+    default: float,
+    low: float,
+    high: float,
+    where: str | Path,
+    prefix: str,
+    integer: bool = False,
+) -> Any:
+    value = section.get(key, default)
+    kinds = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds) or not low <= value <= high:
+        kind = "an integer" if integer else "a number"
+        raise ConfigError(
+            f"{prefix}{key} must be {kind} in [{low:g}, {high:g}], got {value!r}", where
+        )
+    return value
+
+
+def _router_options(raw: Any, where: str | Path) -> RouterOptions:
+    if not isinstance(raw, Mapping):
+        raise ConfigError("router: expected a mapping", where)
+    defaults = RouterOptions()
+    allowed = {"min_area": None, "min_confidence": None, "spread": None, "tta": None}
+    _check_keys(raw, allowed, "router.", where)
+    tta = raw.get("tta", defaults.tta)
+    if isinstance(tta, Mapping):
+        _check_keys(tta, _TTA_KEYS, "router.tta.", where)
+        scales = tta.get("scales", [1.0])
+        if (
+            not isinstance(scales, list)
+            or not scales
+            or not all(isinstance(s, (int, float)) and s > 0 for s in scales)
+        ):
+            raise ConfigError("router.tta.scales must be a list of positive numbers", where)
+        if not isinstance(tta.get("flip", True), bool):
+            raise ConfigError("router.tta.flip must be true or false", where)
+        tta = dict(tta)
+    elif not isinstance(tta, bool):
+        raise ConfigError("router.tta must be true, false or {scales: [...], flip: bool}", where)
+    return RouterOptions(
+        min_area=float(_number(raw, "min_area", defaults.min_area, 0, 100, where, "router.")),
+        min_confidence=float(
+            _number(raw, "min_confidence", defaults.min_confidence, 0, 1, where, "router.")
+        ),
+        spread=float(_number(raw, "spread", defaults.spread, 0, 0.5, where, "router.")),
+        tta=tta,
+    )
+
+
+def _merge_options(raw: Any, where: str | Path) -> MergeOptions:
+    if not isinstance(raw, Mapping):
+        raise ConfigError("merge: expected a mapping", where)
+    defaults = MergeOptions()
+    _check_keys(raw, {"feather": None, "margin": None}, "merge.", where)
+    return MergeOptions(
+        feather=float(_number(raw, "feather", defaults.feather, 0, 0.5, where, "merge.")),
+        margin=int(_number(raw, "margin", defaults.margin, 0, 4096, where, "merge.", True)),
+    )

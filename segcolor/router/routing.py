@@ -1,0 +1,311 @@
+"""The router: per-pixel soft weights over experts, and the regions behind them.
+
+Class probabilities are summed per category (P(category | pixel)); connected regions that are
+too small or too unsure are handed to the fallback category, as is any category that ends up
+with no region, so the only experts that run are those of categories actually present, and a
+photo where nothing is found is colored by the fallback expert alone.
+
+Everything is computed at the working resolution; ``Routing`` resizes to the input's size only
+when asked, so colorizing a 40 MP photo never allocates full-size weight maps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import ndimage
+
+from segcolor.router.categories import CategorySpec, PipelineConfig, RouterOptions
+
+Box = tuple[int, int, int, int]  # x0, y0, x1, y1 in pixels; x1 and y1 exclusive
+_EIGHT = np.ones((3, 3), dtype=bool)  # 8-connectivity: a diagonal touch is the same region
+_CLASS_SHARE = 0.02  # a class is "present" in a region if it is the arg-max on >= 2 % of it
+
+
+@dataclass(frozen=True)
+class Region:
+    """One connected region of the category map."""
+
+    category: str
+    expert: str  # the category whose expert colors it (itself, or the fallback)
+    classes: tuple[str, ...]  # segmenter classes found in it, most frequent first
+    area: float  # % of the image
+    bbox: Box  # in input pixels
+    confidence: float  # mean P(category) over the region, as the segmenter said
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "category": self.category,
+            "expert": self.expert,
+            "classes": list(self.classes),
+            "area_percent": round(self.area, 2),
+            "bbox_xyxy": list(self.bbox),
+            "confidence": round(self.confidence, 3),
+        }
+
+
+@dataclass
+class Routing:
+    """Which expert colors which pixels of one image.
+
+    ``category_map`` and ``weights`` are at the input's size; ``*_small`` fields are the
+    working-resolution originals that the pipeline uses.
+    """
+
+    categories: list[str]
+    experts: list[str]  # experts that run, in category order
+    regions: list[Region]
+    size: tuple[int, int]  # input (H, W)
+    fallback: str
+    category_weights_small: torch.Tensor = field(repr=False)  # (K,h,w), sums to 1 per pixel
+    expert_weights_small: torch.Tensor = field(repr=False)  # (E,h,w), sums to 1 per pixel
+    category_map_small: np.ndarray = field(repr=False)  # (h,w) int
+    expert_boxes_small: dict[str, list[Box]] = field(repr=False)  # every component, working px
+    shares: dict[str, float] = field(default_factory=dict)  # % of the image per category
+    classes_found: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def working_size(self) -> tuple[int, int]:
+        return tuple(self.category_map_small.shape)  # type: ignore[return-value]
+
+    def _upsample(self, maps: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
+        size = tuple(size or self.size)
+        if tuple(maps.shape[-2:]) == size:
+            return maps
+        return F.interpolate(maps[None], size=size, mode="bilinear", align_corners=False)[0]
+
+    def category_map_at(self, size: tuple[int, int]) -> np.ndarray:
+        """The category map at any (H, W), e.g. a preview size smaller than the photo."""
+        if tuple(self.category_map_small.shape) == tuple(size):
+            return self.category_map_small
+        return self._upsample(self.category_weights_small, size).argmax(0).numpy().astype(np.int32)
+
+    @cached_property
+    def category_map(self) -> np.ndarray:
+        """(H, W) index into ``categories``: the arg-max of the soft weights, at input size."""
+        return self.category_map_at(self.size)
+
+    @cached_property
+    def weights(self) -> dict[str, np.ndarray]:
+        """Expert name -> (H, W) soft weight at input size; they sum to 1 at every pixel."""
+        full = self._upsample(self.expert_weights_small).numpy()
+        return {name: full[i] for i, name in enumerate(self.experts)}
+
+    def summary(self) -> str:
+        """``people 23% (person), animals 11% (dog), places 66%``: categories in config order,
+        the fallback ("everything else") last."""
+        parts = []
+        order = [c for c in self.categories if c != self.fallback] + [self.fallback]
+        for name in order:
+            share = self.shares.get(name, 0.0)
+            if share <= 0:
+                continue
+            text = f"{name} {share:.0f}%" if share >= 0.5 else f"{name} <1%"
+            found = [c for c in self.classes_found.get(name, []) if c != "background"]
+            parts.append(f"{text} ({', '.join(found)})" if found else text)
+        return ", ".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        weights_small = self.expert_weights_small
+        return {
+            "size": {"height": self.size[0], "width": self.size[1]},
+            "working_size": {"height": self.working_size[0], "width": self.working_size[1]},
+            "categories": self.categories,
+            "fallback": self.fallback,
+            "summary": self.summary(),
+            "shares_percent": {k: round(v, 2) for k, v in self.shares.items()},
+            "experts": [
+                {
+                    "category": name,
+                    "mean_weight": round(float(weights_small[i].mean()), 4),
+                    "boxes_working_xyxy": [list(b) for b in self.expert_boxes_small[name]],
+                }
+                for i, name in enumerate(self.experts)
+            ],
+            "regions": [r.to_dict() for r in self.regions],
+        }
+
+
+class Router:
+    """Segmenter probabilities -> ``Routing``, following a pipeline config's categories."""
+
+    def __init__(
+        self,
+        segmenter: torch.nn.Module | None,
+        categories: Sequence[CategorySpec],
+        classes: Sequence[str],
+        fallback: str,
+        options: RouterOptions | None = None,
+    ) -> None:
+        self.segmenter = segmenter
+        self.specs = list(categories)
+        self.categories = [c.name for c in self.specs]
+        self.classes = list(classes)
+        self.fallback = fallback
+        self.options = options or RouterOptions()
+        config = PipelineConfig(categories=tuple(self.specs), fallback=fallback)
+        owner = config.class_to_category(self.classes)  # raises on unknown classes
+        self.class_owner = np.asarray(owner)
+        matrix = torch.zeros(len(self.categories), len(self.classes))
+        matrix[owner, torch.arange(len(self.classes))] = 1.0
+        self.matrix = matrix  # (K, C): sums class probabilities into category probabilities
+        self.expert_of = {c.name: c.name if c.has_expert else fallback for c in self.specs}
+
+    @classmethod
+    def from_config(cls, config: PipelineConfig, segmenter: torch.nn.Module) -> Router:
+        config.check_classes(segmenter.classes, config.segmenter)
+        return cls(segmenter, config.categories, segmenter.classes, config.fallback, config.router)
+
+    @torch.inference_mode()
+    def route(self, rgb: torch.Tensor, size: tuple[int, int] | None = None) -> Routing:
+        """RGB (1,3,h,w) in [0,1] at the working resolution -> routing for an input of ``size``."""
+        if self.segmenter is None:
+            raise RuntimeError("this router has no segmenter; use route_probs")
+        probs = self.segmenter.predict_proba(rgb, tta=self.options.tta)
+        return self.route_probs(probs, size)
+
+    @torch.inference_mode()
+    def route_probs(self, probs: torch.Tensor, size: tuple[int, int] | None = None) -> Routing:
+        """Class probabilities (1,C,h,w) or (C,h,w) -> routing (``size`` defaults to h, w)."""
+        probs = probs.detach().float().cpu()
+        probs = probs[0] if probs.ndim == 4 else probs
+        if probs.shape[0] != len(self.classes):
+            raise ValueError(f"expected {len(self.classes)} class maps, got {probs.shape[0]}")
+        height, width = probs.shape[-2:]
+        size = size or (height, width)
+        raw = torch.einsum("kc,chw->khw", self.matrix, probs).numpy()  # P(category | pixel)
+        weights = raw.copy()
+        labels = weights.argmax(0)
+        fb = self.categories.index(self.fallback)
+        self._suppress(weights, labels, fb)
+        present = np.bincount(labels.ravel(), minlength=len(self.categories)) > 0
+        for k in np.flatnonzero(~present):
+            if k != fb:  # soft tails of a category with no region: not worth running its expert
+                weights[fb] += weights[k]
+        self._confine(weights, labels, present)
+        return self._routing(probs, raw, weights, labels, present, size)
+
+    def _suppress(self, weights: np.ndarray, labels: np.ndarray, fb: int) -> None:
+        """Regions below ``min_area`` % or ``min_confidence`` go to the fallback (in place)."""
+        total = labels.size
+        for k in range(len(self.categories)):
+            if k == fb:
+                continue
+            comps, n = ndimage.label(labels == k, structure=_EIGHT)
+            if n == 0:
+                continue
+            idx = np.arange(1, n + 1)
+            area = ndimage.sum_labels(np.ones_like(comps), comps, idx) * 100.0 / total
+            conf = ndimage.mean(weights[k], comps, idx)
+            bad = idx[(area < self.options.min_area) | (conf < self.options.min_confidence)]
+            if bad.size:
+                mask = np.isin(comps, bad)
+                weights[fb][mask] += weights[k][mask]
+                weights[k][mask] = 0.0
+                labels[mask] = fb
+
+    def _confine(self, weights: np.ndarray, labels: np.ndarray, present: np.ndarray) -> None:
+        """Keep each category's weight within ``spread`` (a square neighbourhood) of its own
+        regions, then renormalise, in place: far-away soft tails would make an expert run on
+        the whole photo for a few % of weight. A pixel's own category always keeps its weight,
+        so sums stay > 0."""
+        reach = int(round(self.options.spread * min(labels.shape)))
+        for k in range(len(self.categories)):
+            if not present[k]:
+                weights[k] = 0.0
+                continue
+            inside = labels == k
+            if reach > 0:
+                inside = ndimage.maximum_filter(inside, size=2 * reach + 1, mode="constant")
+            weights[k][~inside] = 0.0
+        weights /= np.maximum(weights.sum(0, keepdims=True), 1e-12)
+
+    def _routing(
+        self,
+        probs: torch.Tensor,
+        raw: np.ndarray,
+        weights: np.ndarray,
+        labels: np.ndarray,
+        present: np.ndarray,
+        size: tuple[int, int],
+    ) -> Routing:
+        height, width = labels.shape
+        sy, sx = size[0] / height, size[1] / width
+        class_map = probs.numpy().argmax(0)  # faster than torch over dim 0
+        experts = [
+            e
+            for e in dict.fromkeys(self.expert_of[c] for c in self.categories)
+            if present[[self.expert_of[c] == e for c in self.categories]].any()
+        ]
+        expert_weights = np.zeros((len(experts), height, width), dtype=np.float32)
+        for k, name in enumerate(self.categories):
+            if self.expert_of[name] in experts:
+                expert_weights[experts.index(self.expert_of[name])] += weights[k]
+        regions: list[Region] = []
+        boxes: dict[str, list[Box]] = {e: [] for e in experts}
+        shares: dict[str, float] = {}
+        found: dict[str, list[str]] = {}
+        fb = self.categories.index(self.fallback)
+        for k, name in enumerate(self.categories):
+            if not present[k]:
+                continue
+            comps, n = ndimage.label(labels == k, structure=_EIGHT)
+            shares[name] = float((labels == k).mean() * 100.0)
+            found[name] = self._classes_in(class_map[labels == k], k)
+            for i, slc in enumerate(ndimage.find_objects(comps), start=1):
+                box = (slc[1].start, slc[0].start, slc[1].stop, slc[0].stop)
+                boxes[self.expert_of[name]].append(box)
+                mask = comps[slc] == i
+                area = float(mask.sum() * 100.0 / labels.size)
+                if k == fb and area < self.options.min_area:
+                    continue  # crumbs of background between subjects: colored, not listed
+                regions.append(Region(
+                    category=name,
+                    expert=self.expert_of[name],
+                    classes=tuple(self._classes_in(class_map[slc][mask], k)),
+                    area=area,
+                    bbox=_scale_box(box, sx, sy, size),
+                    confidence=float(raw[k][slc][mask].mean()),
+                ))  # fmt: skip
+        regions.sort(key=lambda r: (self.categories.index(r.category), -r.area))
+        return Routing(
+            categories=list(self.categories),
+            experts=experts,
+            regions=regions,
+            size=(int(size[0]), int(size[1])),
+            fallback=self.fallback,
+            category_weights_small=torch.from_numpy(weights.astype(np.float32)),
+            expert_weights_small=torch.from_numpy(expert_weights),
+            category_map_small=labels.astype(np.int32),
+            expert_boxes_small=boxes,
+            shares=shares,
+            classes_found=found,
+        )
+
+    def _classes_in(self, class_ids: np.ndarray, category: int) -> list[str]:
+        """Classes of ``category`` that are the arg-max on a fair share of these pixels."""
+        counts = np.bincount(class_ids.ravel(), minlength=len(self.classes))
+        counts[self.class_owner != category] = 0
+        keep = [
+            c
+            for c in np.argsort(-counts, kind="stable")
+            if counts[c] > 0 and counts[c] >= _CLASS_SHARE * class_ids.size
+        ]
+        return [self.classes[c] for c in keep]
+
+
+def _scale_box(box: Box, sx: float, sy: float, size: tuple[int, int]) -> Box:
+    """A working-resolution box -> the input pixels it covers."""
+    x0, y0, x1, y1 = box
+    return (
+        int(np.floor(x0 * sx)),
+        int(np.floor(y0 * sy)),
+        min(size[1], int(np.ceil(x1 * sx))),
+        min(size[0], int(np.ceil(y1 * sy))),
+    )

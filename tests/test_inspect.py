@@ -1,0 +1,108 @@
+"""`segcolor inspect`: every file written, a self-contained HTML page, and on a real photo with
+the real segmenter (when its weights are on this machine) a people and an animals region."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from segcolor.commands import inspect as inspect_command
+from segcolor.errors import SegcolorError
+
+from .conftest import SHARED, color_image
+from .test_pipeline import make_experts, write_yaml
+
+PERSON_AND_DOG = SHARED / "data" / "multi_subject_nomask" / "flickr8k_1003163366_44323f5815.jpg"
+TFLITE = SHARED / "weights" / "deeplabv3_mnv2_pascal_quant.tflite"
+
+
+@pytest.fixture(scope="module")
+def expert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_experts(tmp_path_factory.mktemp("experts"))
+
+
+def run_inspect(*argv: str) -> int:
+    parser = argparse.ArgumentParser()
+    inspect_command.add_arguments(parser)
+    return inspect_command.run(parser.parse_args(list(argv)))
+
+
+def test_inspect_writes_every_file(tmp_path: Path, expert_dir: Path, capsys) -> None:
+    Image.fromarray(color_image(48, 72)).convert("L").save(tmp_path / "photo.png")
+    path = write_yaml(tmp_path, expert_dir, segmenter="test_thirds")
+    out = tmp_path / "report"
+    assert (
+        run_inspect(
+            str(tmp_path / "photo.png"), "-o", str(out), "--pipeline", str(path), "--device", "cpu"
+        )
+        == 0
+    )
+    assert capsys.readouterr().out.strip() == (
+        "photo.png: people 33% (person), animals 33% (dog), places 33%"
+    )
+    expected = {"routing.json", "overlay.png", "colorized.png", "index.html"} | {
+        f"{kind}_{name}.png"
+        for kind in ("expert", "weights")
+        for name in ("people", "animals", "places")
+    }
+    assert {p.name for p in out.iterdir()} == expected
+
+    report = json.loads((out / "routing.json").read_text())
+    assert [r["category"] for r in report["regions"]] == ["people", "animals", "places"]
+    assert report["regions"][0]["classes"] == ["person"]
+    assert report["regions"][0]["bbox_xyxy"][0] == 0
+    assert {e["category"] for e in report["experts"]} == {"people", "animals", "places"}
+    assert all(e["checkpoints"] for e in report["experts"])
+    assert Image.open(out / "colorized.png").size == (72, 48)
+    overlay = Image.open(out / "overlay.png")
+    assert overlay.width == 72 and overlay.height > 48  # legend below the photo
+
+    page = (out / "index.html").read_text()
+    uris = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
+    assert len(uris) == 3 + 2 * 3  # input, overlay, result; each expert alone + its weights
+    for uri in uris:
+        assert base64.b64decode(uri).startswith(b"\x89PNG")
+    assert "<script" not in page and "http://" not in page and "https://" not in page
+    assert "<style>" in page and "people 33% (person)" in page
+
+
+def test_inspect_needs_a_pipeline_for_now(tmp_path: Path) -> None:
+    Image.fromarray(color_image(16, 16)).save(tmp_path / "photo.png")
+    with pytest.raises(SegcolorError) as err:
+        run_inspect(str(tmp_path / "photo.png"), "-o", str(tmp_path / "r"))
+    assert "\n" not in str(err.value) and "--pipeline YAML" in str(err.value)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(SegcolorError, match="needs a folder"):
+        run_inspect(str(tmp_path / "photo.png"), "-o", str(tmp_path / "file"))
+
+
+def test_real_photo_with_a_person_and_a_dog(
+    tmp_path: Path,
+    expert_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if not TFLITE.is_file() or not PERSON_AND_DOG.is_file():
+        pytest.skip(f"needs {TFLITE} and {PERSON_AND_DOG} (set SEGCOLOR_SHARED_DIR)")
+    monkeypatch.setenv("SEGCOLOR_WEIGHTS_DIR", str(TFLITE.parent))
+    path = write_yaml(tmp_path, expert_dir, segmenter="deeplabv3_mnv2_voc", working_size=128)
+    out = tmp_path / "report"
+    assert (
+        run_inspect(str(PERSON_AND_DOG), "-o", str(out), "--pipeline", str(path), "--device", "cpu")
+        == 0
+    )
+    report = json.loads((out / "routing.json").read_text())
+    regions = {r["category"]: r for r in report["regions"]}
+    assert "person" in regions["people"]["classes"] and "dog" in regions["animals"]["classes"]
+    assert regions["people"]["area_percent"] > 3 and regions["animals"]["area_percent"] > 1
+    width, height = Image.open(PERSON_AND_DOG).size
+    x0, y0, x1, y1 = regions["animals"]["bbox_xyxy"]
+    assert 0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height
+    result = np.asarray(Image.open(out / "colorized.png"))
+    assert result.shape == (height, width, 3)
