@@ -1,6 +1,6 @@
 """How visible are the seams where two experts meet? Hard masks vs feathered weights.
 
-    SEGCOLOR_WEIGHTS_DIR=/work/shared/weights python bench/merge_seams.py [--pipeline YAML]
+    SEGCOLOR_WEIGHTS_DIR=../shared/weights python bench/merge_seams.py [--pipeline YAML]
 
 For each eval photo (COCO images of data/eval_masks) where the router finds at least two
 categories, every present expert colors the whole photo, then the ab are composited:

@@ -1,6 +1,6 @@
 """Time the routed pipeline against (segmenter + one expert over the whole image).
 
-    SEGCOLOR_WEIGHTS_DIR=/work/shared/weights python bench/pipeline_speed.py
+    SEGCOLOR_WEIGHTS_DIR=../shared/weights python bench/pipeline_speed.py
 
 Default photo: a COCO image with a person on a horse in a street (its mask: person + animal),
 converted to grayscale and resized to 512x512, so three categories (people, animals, places)

@@ -2,7 +2,8 @@
 
 The public ``deeplabv3_mnv2_pascal_quant.tflite`` (github.com/google-coral/test_data, Apache-2.0)
 is the only pretrained person/bird/animal segmenter we can obtain offline, so it is rebuilt from
-torchvision's MobileNetV2 following /work/shared/weights/DEEPLAB_SPEC.md: output stride 16
+torchvision's MobileNetV2 following the layer spec shipped with the weights
+(DEEPLAB_SPEC.md in the shared weights folder): output stride 16
 (features[14] depthwise stride 1, features[15..17] depthwise dilation 2), no features[18],
 BN folded into conv biases, a two-branch head [image pooling, 1×1 aspp0] with ReLU, and
 align_corners=True bilinear resizes. The dequantised weights are converted once and cached as
