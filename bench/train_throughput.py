@@ -38,8 +38,12 @@ ARCHS = ("resnet18_unet", "resnet18_unet_deep")
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", nargs="+", default=None,
-                        help="devices to measure (default: cpu, plus cuda when available)")
+    parser.add_argument(
+        "--device",
+        nargs="+",
+        default=None,
+        help="devices to measure (default: cpu, plus cuda when available)",
+    )
     parser.add_argument("--archs", nargs="+", default=list(ARCHS))
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--size", type=int, default=128, help="training crop, pixels")
@@ -47,8 +51,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=3, help="timed training steps")
     parser.add_argument("--infer-size", type=int, default=512)
     parser.add_argument("--infer-runs", type=int, default=3, help="timed inference runs")
-    parser.add_argument("--amp", default="auto", choices=("auto", "bf16", "fp16", "off"),
-                        help="training autocast on CUDA (as train.amp)")
+    parser.add_argument(
+        "--amp",
+        default="auto",
+        choices=("auto", "bf16", "fp16", "off"),
+        help="training autocast on CUDA (as train.amp)",
+    )
     return parser.parse_args(argv)
 
 
@@ -70,8 +78,10 @@ def timed(fn: Callable[[], object], device: torch.device, warmup: int, runs: int
 
 def fp16_megabytes(expert: Expert) -> float:
     """Size of the expert's safetensors file with fp16 weights (what a release ships)."""
-    state = {k: (v.half() if v.is_floating_point() else v).contiguous().cpu()
-             for k, v in expert.state_dict().items()}
+    state = {
+        k: (v.half() if v.is_floating_point() else v).contiguous().cpu()
+        for k, v in expert.state_dict().items()
+    }
     return len(save(state)) / 1e6
 
 
@@ -85,8 +95,12 @@ def train_images_per_s(arch: str, device: torch.device, args: argparse.Namespace
     amp = amp_dtype(args.amp, device)
     scaler = torch.amp.GradScaler(device.type, enabled=amp is torch.float16)
     rgb = torch.rand(args.batch_size, 3, args.size, args.size, device=device)
-    seconds = timed(lambda: train_step(net, criterion, optimizer, scaler, rgb, 0.0, amp),
-                    device, args.warmup, args.steps)
+    seconds = timed(
+        lambda: train_step(net, criterion, optimizer, scaler, rgb, 0.0, amp),
+        device,
+        args.warmup,
+        args.steps,
+    )
     return args.batch_size / seconds
 
 
@@ -94,10 +108,12 @@ def infer_ms(expert: Expert, device: torch.device, args: argparse.Namespace) -> 
     expert = expert.to(device, memory_format=preferred_memory_format(device)).eval()
     size = args.infer_size
     l_norm = (torch.rand(1, 1, size, size, device=device) * 2 - 1).contiguous(
-        memory_format=preferred_memory_format(device))
+        memory_format=preferred_memory_format(device)
+    )
     with torch.no_grad():
-        return 1000 * timed(lambda: expert(l_norm), device, max(1, args.warmup - 1),
-                            args.infer_runs)
+        return 1000 * timed(
+            lambda: expert(l_norm), device, max(1, args.warmup - 1), args.infer_runs
+        )
 
 
 def machine(devices: list[torch.device]) -> str:
@@ -108,9 +124,11 @@ def machine(devices: list[torch.device]) -> str:
     except (OSError, StopIteration):
         pass
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    lines = [f"torch {torch.__version__}, python {platform.python_version()}",
-             f"cpu: {cpu}, {torch.get_num_threads()} torch threads, OMP_WAIT_POLICY="
-             f"{os.environ.get('OMP_WAIT_POLICY', 'unset')}, load average {load:.1f}"]
+    lines = [
+        f"torch {torch.__version__}, python {platform.python_version()}",
+        f"cpu: {cpu}, {torch.get_num_threads()} torch threads, OMP_WAIT_POLICY="
+        f"{os.environ.get('OMP_WAIT_POLICY', 'unset')}, load average {load:.1f}",
+    ]
     lines += [f"gpu: {torch.cuda.get_device_name(d)}" for d in devices if d.type == "cuda"]
     return "\n".join(lines)
 
@@ -121,11 +139,15 @@ def main(argv: list[str] | None = None) -> int:
     devices = [torch.device(name) for name in names]
     print("$ " + shlex.join([sys.executable, *sys.argv]))
     print(machine(devices))
-    print(f"train: batch {args.batch_size} at {args.size} px, {args.warmup} warm-up + "
-          f"{args.steps} timed steps; infer: batch 1 at {args.infer_size} px, median of "
-          f"{args.infer_runs}\n")
-    header = (f"{'arch':<20} {'params':>8} {'fp16 MB':>8} {'device':>7} {'train img/s':>12} "
-              f"{'infer ms/img':>13}")
+    print(
+        f"train: batch {args.batch_size} at {args.size} px, {args.warmup} warm-up + "
+        f"{args.steps} timed steps; infer: batch 1 at {args.infer_size} px, median of "
+        f"{args.infer_runs}\n"
+    )
+    header = (
+        f"{'arch':<20} {'params':>8} {'fp16 MB':>8} {'device':>7} {'train img/s':>12} "
+        f"{'infer ms/img':>13}"
+    )
     print(header)
     print("-" * len(header))
     for arch in args.archs:
@@ -137,8 +159,11 @@ def main(argv: list[str] | None = None) -> int:
             infer = infer_ms(expert, device, args)
             amp = amp_dtype(args.amp, device)
             tag = f" ({str(amp).removeprefix('torch.')})" if amp else ""
-            print(f"{arch:<20} {params / 1e6:>7.2f}M {size_mb:>8.2f} {device.type:>7} "
-                  f"{train_rate:>12.1f} {infer:>13.1f}{tag}", flush=True)
+            print(
+                f"{arch:<20} {params / 1e6:>7.2f}M {size_mb:>8.2f} {device.type:>7} "
+                f"{train_rate:>12.1f} {infer:>13.1f}{tag}",
+                flush=True,
+            )
     return 0
 
 

@@ -130,8 +130,9 @@ def test_classification_loss_weights_rare_pixels_by_zhang_rebalancing():
     logits = torch.zeros(1, NUM_BINS, 4, 8)  # the same cross-entropy at every pixel
     weights = zhang_rebalance_weights(prior, lam=0.5)
     expected = math.log(NUM_BINS) * (weights[common] + weights[rare]).item() / 2
-    assert ClassificationLoss(prior, lam=0.5)(logits, target).item() == pytest.approx(expected,
-                                                                                    rel=1e-5)
+    assert ClassificationLoss(prior, lam=0.5)(logits, target).item() == pytest.approx(
+        expected, rel=1e-5
+    )
 
 
 def test_loss_factory_checks_its_inputs():
@@ -140,5 +141,6 @@ def test_loss_factory_checks_its_inputs():
         create_loss({"kind": "huber"})
     with pytest.raises(ValueError, match="needs the training set's ab prior"):
         create_loss({"kind": "rebalanced"})
-    assert isinstance(create_loss({"kind": "classification", "lam": 0.5}, UNIFORM),
-                      ClassificationLoss)
+    assert isinstance(
+        create_loss({"kind": "classification", "lam": 0.5}, UNIFORM), ClassificationLoss
+    )

@@ -284,8 +284,9 @@ def test_sigterm_stops_cleanly_and_resume_continues(tmp_path, photos):
     out = tmp_path / "run"
     command = [sys.executable, "-m", "segcolor", "train", str(config), "--out", str(out)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    with subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env,
-                          start_new_session=True) as proc:
+    with subprocess.Popen(
+        command, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True
+    ) as proc:
         deadline = time.monotonic() + 120
         while not (out / "checkpoint.pt").exists() and proc.poll() is None:
             assert time.monotonic() < deadline, "no checkpoint after 120 s"
@@ -303,9 +304,22 @@ def test_sigterm_stops_cleanly_and_resume_continues(tmp_path, photos):
 def test_ddp_on_two_cpu_processes(tmp_path, photos):
     config = write_config(tmp_path, photos, train={"epochs": 1})
     out = tmp_path / "ddp"
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-               "--nproc_per_node", "2", "-m", "segcolor", "train", str(config), "--out", str(out),
-               "--device", "cpu"]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "segcolor",
+        "train",
+        str(config),
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -95,14 +95,23 @@ def _check_sections(user: dict[str, Any], path: Path) -> None:
             if value is None:
                 continue
             if not isinstance(value, dict):
-                raise ConfigError(f"{section!r} must be a mapping, not {type(value).__name__}",
-                                  path)
+                raise ConfigError(
+                    f"{section!r} must be a mapping, not {type(value).__name__}", path
+                )
             if section != "model":  # the arch's own options are checked by create_expert
                 check_keys(value, allowed, f"{section}.", path)
 
 
-def _number(cfg: dict[str, Any], dotted: str, kind: type, path: Path, low: float | None = None,
-            high: float | None = None, low_open: bool = False, optional: bool = False) -> None:
+def _number(
+    cfg: dict[str, Any],
+    dotted: str,
+    kind: type,
+    path: Path,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    optional: bool = False,
+) -> None:
     """Check (and coerce: YAML reads ``1e-3`` as a string) a numeric key in place."""
     *parents, leaf = dotted.split(".")
     node = cfg
@@ -116,16 +125,18 @@ def _number(cfg: dict[str, Any], dotted: str, kind: type, path: Path, low: float
             raise ValueError
         number = kind(value) if kind is float else int(str(value), 10)
     except (TypeError, ValueError):
-        raise ConfigError(f"{dotted} must be {'a number' if kind is float else 'an integer'}, "
-                          f"not {value!r}", path) from None
+        raise ConfigError(
+            f"{dotted} must be {'a number' if kind is float else 'an integer'}, not {value!r}", path
+        ) from None
     if kind is float and not math.isfinite(number):
         raise ConfigError(f"{dotted} must be finite, not {value!r}", path)
     too_low = low is not None and (number <= low if low_open else number < low)
     if too_low or (high is not None and number > high):
         lo = "" if low is None else f"{'>' if low_open else '>='} {low}"
         hi = "" if high is None else f"<= {high}"
-        raise ConfigError(f"{dotted} must be {' and '.join(filter(None, (lo, hi)))}, not {value!r}",
-                          path)
+        raise ConfigError(
+            f"{dotted} must be {' and '.join(filter(None, (lo, hi)))}, not {value!r}", path
+        )
     node[leaf] = number
 
 
@@ -159,7 +170,9 @@ def validate(cfg: dict[str, Any], path: str | Path) -> dict[str, Any]:
     if classify != (loss["kind"] == "classification"):
         raise ConfigError(
             "model.head 'classification' goes with loss.kind 'classification' and only with it "
-            f"(got head {cfg['model'].get('head')!r}, loss {loss['kind']!r})", path)
+            f"(got head {cfg['model'].get('head')!r}, loss {loss['kind']!r})",
+            path,
+        )
     _number(cfg, "loss.l2_weight", float, path, 0.0, 1.0)
     _number(cfg, "loss.eps", float, path, 0.0, low_open=True)
     _number(cfg, "loss.lam", float, path, 0.0, 1.0, low_open=True)

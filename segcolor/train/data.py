@@ -51,8 +51,11 @@ class Split:
     val: list[Path]
 
     def summary(self) -> dict[str, object]:
-        return {"root": str(self.root), "train_images": len(self.train),
-                "val_images": len(self.val)}
+        return {
+            "root": str(self.root),
+            "train_images": len(self.train),
+            "val_images": len(self.val),
+        }
 
 
 def split_folder(root: Path, val_fraction: float, max_images: int | None = None) -> Split:
@@ -133,8 +136,10 @@ class ImageFolderRGB(Dataset):
                 continue
             image = torch.from_numpy(rgb).permute(2, 0, 1)
             return self._augment(image, epoch, index) if self.train else self._center(image)
-        raise SegcolorError(f"{MAX_BAD_IN_A_ROW} unreadable images in a row; is this an image "
-                            "folder?", self.files[index].parent)
+        raise SegcolorError(
+            f"{MAX_BAD_IN_A_ROW} unreadable images in a row; is this an image folder?",
+            self.files[index].parent,
+        )
 
     def _augment(self, image: torch.Tensor, epoch: int, index: int) -> torch.Tensor:
         rng = np.random.default_rng((self.seed, epoch, index))
@@ -156,11 +161,13 @@ class EpochSampler(Sampler):
     indices with the epoch carries it into persistent DataLoader workers.
     """
 
-    def __init__(self, size: int, shuffle: bool, seed: int, replicas: int = 1,
-                 rank: int = 0) -> None:
+    def __init__(
+        self, size: int, shuffle: bool, seed: int, replicas: int = 1, rank: int = 0
+    ) -> None:
         indices = range(size)
-        self.inner = DistributedSampler(indices, num_replicas=replicas, rank=rank,
-                                        shuffle=shuffle, seed=seed)
+        self.inner = DistributedSampler(
+            indices, num_replicas=replicas, rank=rank, shuffle=shuffle, seed=seed
+        )
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -217,8 +224,9 @@ def init_worker(worker_id: int) -> None:
     signal.signal(signal.SIGTERM, lambda signum, frame: os._exit(0))
 
 
-def compute_ab_prior(files: Sequence[Path], images: int, device: torch.device | str = "cpu",
-                     size: int = 64) -> torch.Tensor:
+def compute_ab_prior(
+    files: Sequence[Path], images: int, device: torch.device | str = "cpu", size: int = 64
+) -> torch.Tensor:
     """The training set's color distribution over the 313 ab bins, smoothed (313,) float64.
 
     Counted on up to ``images`` files (a stable hash-ordered sample) at ``size`` pixels:

@@ -139,10 +139,17 @@ def rng_state(generator: torch.Generator) -> dict[str, Any]:
     _, keys, pos, has_gauss, cached = np.random.get_state()
     state = {
         "torch": torch.get_rng_state(),
-        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
-        "python": {"version": version, "state": torch.tensor(internal, dtype=torch.int64),
-                   "gauss_next": gauss},
+        "numpy": {
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
+        "python": {
+            "version": version,
+            "state": torch.tensor(internal, dtype=torch.int64),
+            "gauss_next": gauss,
+        },
         "loader": generator.get_state(),
     }
     if torch.cuda.is_available():
@@ -153,8 +160,15 @@ def rng_state(generator: torch.Generator) -> dict[str, Any]:
 def set_rng_state(state: dict[str, Any], generator: torch.Generator) -> None:
     torch.set_rng_state(state["torch"])
     numpy = state["numpy"]
-    np.random.set_state(("MT19937", numpy["keys"].numpy().astype(np.uint32), numpy["pos"],
-                         numpy["has_gauss"], numpy["cached_gaussian"]))
+    np.random.set_state(
+        (
+            "MT19937",
+            numpy["keys"].numpy().astype(np.uint32),
+            numpy["pos"],
+            numpy["has_gauss"],
+            numpy["cached_gaussian"],
+        )
+    )
     python = state["python"]
     random.setstate((python["version"], tuple(python["state"].tolist()), python["gauss_next"]))
     generator.set_state(state["loader"])
@@ -170,8 +184,9 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise CheckpointError(f"not a readable training checkpoint ({reason})", path) from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"not a segcolor training checkpoint (expected format "
-                              f"{CHECKPOINT_FORMAT})", path)
+        raise CheckpointError(
+            f"not a segcolor training checkpoint (expected format {CHECKPOINT_FORMAT})", path
+        )
     return state
 
 
@@ -196,13 +211,20 @@ def sigterm_as_interrupt() -> Iterator[None]:
 # ----------------------------------------------------------------------------- the loop
 
 
-def train_step(net: nn.Module, criterion: nn.Module, optimizer: torch.optim.Optimizer,
-               scaler: torch.amp.GradScaler, rgb: torch.Tensor, boost: float,
-               amp: torch.dtype | None) -> torch.Tensor:
+def train_step(
+    net: nn.Module,
+    criterion: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    rgb: torch.Tensor,
+    boost: float,
+    amp: torch.dtype | None,
+) -> torch.Tensor:
     """One optimisation step on an RGB batch already on the device; returns the loss."""
     l_norm, target = to_lab_batch(rgb, boost)
-    autocast = (torch.autocast(rgb.device.type, dtype=amp) if amp is not None
-                else contextlib.nullcontext())
+    autocast = (
+        torch.autocast(rgb.device.type, dtype=amp) if amp is not None else contextlib.nullcontext()
+    )
     with autocast:
         raw = net(l_norm.contiguous(memory_format=preferred_memory_format(l_norm.device)))
     loss = criterion(raw, target)  # in float32, outside autocast
@@ -213,17 +235,31 @@ def train_step(net: nn.Module, criterion: nn.Module, optimizer: torch.optim.Opti
     return loss.detach()
 
 
-def train_one_epoch(net: nn.Module, criterion: nn.Module, optimizer: torch.optim.Optimizer,
-                    scaler: torch.amp.GradScaler, loader: DataLoader, device: torch.device,
-                    epoch: int, cfg: dict[str, Any], amp: torch.dtype | None,
-                    info: DistInfo) -> dict[str, float]:
+def train_one_epoch(
+    net: nn.Module,
+    criterion: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    loader: DataLoader,
+    device: torch.device,
+    epoch: int,
+    cfg: dict[str, Any],
+    amp: torch.dtype | None,
+    info: DistInfo,
+) -> dict[str, float]:
     """Train for one epoch; returns the mean loss over all processes and the speed."""
     net.train()
     boost = cfg["data"]["saturation_boost"]
     total = torch.zeros(2, dtype=torch.float64, device=device)  # loss sum, images
     start = time.perf_counter()
-    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg['train']['epochs']}", unit="batch",
-               leave=False, dynamic_ncols=True, disable=not info.is_main or None)
+    bar = tqdm(
+        loader,
+        desc=f"epoch {epoch + 1}/{cfg['train']['epochs']}",
+        unit="batch",
+        leave=False,
+        dynamic_ncols=True,
+        disable=not info.is_main or None,
+    )
     for step, rgb in enumerate(bar):
         rgb = rgb.to(device, non_blocking=True)
         loss = train_step(net, criterion, optimizer, scaler, rgb, boost, amp)
@@ -232,18 +268,30 @@ def train_one_epoch(net: nn.Module, criterion: nn.Module, optimizer: torch.optim
         if step % 10 == 0 or step == len(loader) - 1:
             running = (total[0] / total[1]).item()
             if not math.isfinite(running):
-                raise SegcolorError(f"the loss became {running} in epoch {epoch + 1}; lower "
-                                    "optim.lr (the last checkpoint is intact)")
+                raise SegcolorError(
+                    f"the loss became {running} in epoch {epoch + 1}; lower "
+                    "optim.lr (the last checkpoint is intact)"
+                )
             bar.set_postfix(loss=f"{running:.4f}")
     seconds = time.perf_counter() - start
     distributed.all_reduce_sum(total, info)
-    return {"train_loss": (total[0] / total[1]).item(), "images_per_s": total[1].item() / seconds,
-            "epoch_s": seconds}
+    return {
+        "train_loss": (total[0] / total[1]).item(),
+        "images_per_s": total[1].item() / seconds,
+        "epoch_s": seconds,
+    }
 
 
 @torch.no_grad()
-def evaluate(expert: Expert, criterion: nn.Module, loader: DataLoader, device: torch.device,
-             boost: float, amp: torch.dtype | None, info: DistInfo) -> dict[str, float]:
+def evaluate(
+    expert: Expert,
+    criterion: nn.Module,
+    loader: DataLoader,
+    device: torch.device,
+    boost: float,
+    amp: torch.dtype | None,
+    info: DistInfo,
+) -> dict[str, float]:
     """Validation loss (on the training target) and PSNR of the colorized RGB.
 
     PSNR compares the true RGB with RGB recombined from the true L and the predicted ab
@@ -255,14 +303,16 @@ def evaluate(expert: Expert, criterion: nn.Module, loader: DataLoader, device: t
     for rgb in loader:
         rgb = rgb.to(device, non_blocking=True)
         l_norm, target = to_lab_batch(rgb, boost)
-        autocast = (torch.autocast(device.type, dtype=amp) if amp is not None
-                    else contextlib.nullcontext())
+        autocast = (
+            torch.autocast(device.type, dtype=amp) if amp is not None else contextlib.nullcontext()
+        )
         with autocast:
             l_norm = l_norm.contiguous(memory_format=preferred_memory_format(device))
             raw = expert.forward_padded(l_norm)
         loss = criterion(raw, target)
-        colorized = recombine(denormalize_l(l_norm.float()),
-                              denormalize_ab(expert.decode(raw).float()))
+        colorized = recombine(
+            denormalize_l(l_norm.float()), denormalize_ab(expert.decode(raw).float())
+        )
         mse = ((colorized - rgb.float()) ** 2).flatten(1).mean(dim=1).clamp_min(1e-10)
         total[0] += loss.double() * len(rgb)
         total[1] += (-10.0 * torch.log10(mse)).double().sum()
@@ -280,18 +330,24 @@ def expert_card(cfg: dict[str, Any], split: Split, history: list[dict[str, Any]]
         "name": cfg["name"],
         "category": cfg["category"],
         "profile": None,
-        "data": {**split.summary(), "size": cfg["data"]["size"],
-                 "saturation_boost": cfg["data"]["saturation_boost"], "note": DATA_NOTE},
+        "data": {
+            **split.summary(),
+            "size": cfg["data"]["size"],
+            "saturation_boost": cfg["data"]["saturation_boost"],
+            "note": DATA_NOTE,
+        },
         "training": cfg,
         "epochs_trained": len(history),
-        "metrics": [{k: r.get(k) for k in ("epoch", "train_loss", "val_loss", "val_psnr")}
-                    for r in history],
+        "metrics": [
+            {k: r.get(k) for k in ("epoch", "train_loss", "val_loss", "val_psnr")} for r in history
+        ],
         "val_psnr_on": "RGB from true L + predicted ab, at the training size",
     }
 
 
-def write_outputs(out: Path, state: dict[str, Any], expert: Expert, split: Split,
-                  improved: bool) -> None:
+def write_outputs(
+    out: Path, state: dict[str, Any], expert: Expert, split: Split, improved: bool
+) -> None:
     """Metrics, exports, then the checkpoint (see the module docstring for why this order)."""
     history = state["history"]
     with atomic_write(out / METRICS) as tmp:
@@ -310,18 +366,24 @@ def write_config(out: Path, cfg: dict[str, Any]) -> None:
 
 
 def epoch_line(record: dict[str, Any], epochs: int) -> str:
-    val = (f"  val_loss {record['val_loss']:.5f}  val_psnr {record['val_psnr']:.2f} dB"
-           if "val_loss" in record else "")
-    return (f"epoch {record['epoch']}/{epochs}  train_loss {record['train_loss']:.5f}{val}  "
-            f"lr {record['lr']:.2e}  {record['epoch_s']:.0f} s ({record['images_per_s']:.1f} "
-            "img/s)")
+    val = (
+        f"  val_loss {record['val_loss']:.5f}  val_psnr {record['val_psnr']:.2f} dB"
+        if "val_loss" in record
+        else ""
+    )
+    return (
+        f"epoch {record['epoch']}/{epochs}  train_loss {record['train_loss']:.5f}{val}  "
+        f"lr {record['lr']:.2e}  {record['epoch_s']:.0f} s ({record['images_per_s']:.1f} "
+        "img/s)"
+    )
 
 
 # ----------------------------------------------------------------------------- main
 
 
-def resumed_config(saved: dict[str, Any], fresh: dict[str, Any], overrides: dict[str, Any],
-                   path: Path) -> tuple[dict[str, Any], list[str]]:
+def resumed_config(
+    saved: dict[str, Any], fresh: dict[str, Any], overrides: dict[str, Any], path: Path
+) -> tuple[dict[str, Any], list[str]]:
     """A resumed run keeps its own config; only flags given now override it.
 
     Returns the config and the keys whose new values in the YAML file are ignored.
@@ -333,20 +395,38 @@ def resumed_config(saved: dict[str, Any], fresh: dict[str, Any], overrides: dict
     return validate(cfg, path), changed_keys(cfg, fresh)
 
 
-def make_loaders(split: Split, cfg: dict[str, Any], info: DistInfo, device: torch.device,
-                 generator: torch.Generator) -> tuple[DataLoader, DataLoader | None]:
+def make_loaders(
+    split: Split,
+    cfg: dict[str, Any],
+    info: DistInfo,
+    device: torch.device,
+    generator: torch.Generator,
+) -> tuple[DataLoader, DataLoader | None]:
     size, seed = cfg["data"]["size"], cfg["train"]["seed"]
     batch, workers = cfg["train"]["batch_size"], cfg["train"]["workers"]
-    common = {"num_workers": workers, "persistent_workers": workers > 0,
-              "pin_memory": device.type == "cuda", "worker_init_fn": init_worker,
-              "generator": generator}
+    common = {
+        "num_workers": workers,
+        "persistent_workers": workers > 0,
+        "pin_memory": device.type == "cuda",
+        "worker_init_fn": init_worker,
+        "generator": generator,
+    }
     sampler = EpochSampler(len(split.train), True, seed, info.world_size, info.rank)
-    train = DataLoader(ImageFolderRGB(split.train, size, train=True, seed=seed),
-                       batch_size=batch, sampler=sampler, drop_last=len(sampler) > batch, **common)
+    train = DataLoader(
+        ImageFolderRGB(split.train, size, train=True, seed=seed),
+        batch_size=batch,
+        sampler=sampler,
+        drop_last=len(sampler) > batch,
+        **common,
+    )
     if not split.val:
         return train, None
-    val = DataLoader(ImageFolderRGB(split.val, size, train=False), batch_size=batch,
-                     sampler=ShardSampler(len(split.val), info.world_size, info.rank), **common)
+    val = DataLoader(
+        ImageFolderRGB(split.val, size, train=False),
+        batch_size=batch,
+        sampler=ShardSampler(len(split.val), info.world_size, info.rank),
+        **common,
+    )
     return train, val
 
 
@@ -367,13 +447,17 @@ def exclusive(out: Path, info: DistInfo) -> Iterator[None]:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            raise SegcolorError("another training run is writing to this folder; wait for it "
-                                "or choose another --out", out) from None
+            raise SegcolorError(
+                "another training run is writing to this folder; wait for it "
+                "or choose another --out",
+                out,
+            ) from None
         yield
 
 
-def main(config_path: str | Path, overrides: dict[str, Any] | None = None,
-         resume: bool = False) -> list[dict[str, Any]]:
+def main(
+    config_path: str | Path, overrides: dict[str, Any] | None = None, resume: bool = False
+) -> list[dict[str, Any]]:
     """Train the expert that ``config_path`` describes; returns the per-epoch metrics."""
     config_path = Path(config_path)
     overrides = overrides or {}
@@ -388,14 +472,20 @@ def main(config_path: str | Path, overrides: dict[str, Any] | None = None,
             cfg, ignored = resumed_config(state["config"], cfg, overrides, config_path)
             split = data_split(cfg)
             if ignored and info.is_main:
-                log.warning("note: resuming with the run's saved config; ignoring the changes to "
-                            "%s in %s", ", ".join(ignored), config_path)
+                log.warning(
+                    "note: resuming with the run's saved config; ignoring the changes to %s in %s",
+                    ", ".join(ignored),
+                    config_path,
+                )
         elif resume:
             if info.is_main:
                 log.info("--resume: no checkpoint in %s yet; starting from epoch 1", out)
         elif (out / CHECKPOINT).exists():
-            raise SegcolorError(f"already holds a training run ({CHECKPOINT}); pass --resume to "
-                                "continue it, or choose another --out", out)
+            raise SegcolorError(
+                f"already holds a training run ({CHECKPOINT}); pass --resume to "
+                "continue it, or choose another --out",
+                out,
+            )
         device = training_device(cfg["train"]["device"], info)
         distributed.init(info, device)
         try:
@@ -405,21 +495,30 @@ def main(config_path: str | Path, overrides: dict[str, Any] | None = None,
             distributed.cleanup(info)
 
 
-def color_prior(cfg: dict[str, Any], split: Split, info: DistInfo,
-                device: torch.device) -> torch.Tensor | None:
+def color_prior(
+    cfg: dict[str, Any], split: Split, info: DistInfo, device: torch.device
+) -> torch.Tensor | None:
     """The ab prior for a rarity-weighted loss: counted by rank 0, sent to the others."""
     if not needs_prior(cfg["loss"]["kind"]):
         return None
     prior = torch.zeros(NUM_BINS, dtype=torch.float64)
     if info.is_main:
-        log.info("counting colors of %d training images for the %s loss ...",
-                 min(cfg["loss"]["hist_images"], len(split.train)), cfg["loss"]["kind"])
+        log.info(
+            "counting colors of %d training images for the %s loss ...",
+            min(cfg["loss"]["hist_images"], len(split.train)),
+            cfg["loss"]["kind"],
+        )
         prior = compute_ab_prior(split.train, cfg["loss"]["hist_images"], device)
     return distributed.broadcast(prior.to(device), info).cpu()
 
 
-def fit(cfg: dict[str, Any], split: Split, state: dict[str, Any] | None, info: DistInfo,
-        device: torch.device) -> list[dict[str, Any]]:
+def fit(
+    cfg: dict[str, Any],
+    split: Split,
+    state: dict[str, Any] | None,
+    info: DistInfo,
+    device: torch.device,
+) -> list[dict[str, Any]]:
     """Build everything from ``cfg`` (and ``state`` when resuming), then run the epochs."""
     out, epochs, seed = Path(cfg["out"]), cfg["train"]["epochs"], cfg["train"]["seed"]
     seed_everything(seed)
@@ -429,8 +528,9 @@ def fit(cfg: dict[str, Any], split: Split, state: dict[str, Any] | None, info: D
     arch_cfg = {k: v for k, v in cfg["model"].items() if k != "arch"}
     expert = create_expert(cfg["model"]["arch"], **arch_cfg)
     expert = expert.to(device, memory_format=preferred_memory_format(device))
-    optimizer = torch.optim.AdamW(expert.parameters(), lr=cfg["optim"]["lr"],
-                                  weight_decay=cfg["optim"]["weight_decay"])
+    optimizer = torch.optim.AdamW(
+        expert.parameters(), lr=cfg["optim"]["lr"], weight_decay=cfg["optim"]["weight_decay"]
+    )
     amp = amp_dtype(cfg["train"]["amp"], device)
     scaler = torch.amp.GradScaler(device.type, enabled=amp is torch.float16)
     generator = torch.Generator().manual_seed(seed)
@@ -447,8 +547,11 @@ def fit(cfg: dict[str, Any], split: Split, state: dict[str, Any] | None, info: D
         history, best, start_epoch = state["history"], state["best"], state["epoch"]
         prior = state["ab_prior"]
         if info.is_main and state["data"] != split.summary():
-            log.warning("note: the data folder changed since the checkpoint (%s, was %s)",
-                        split.summary(), state["data"])
+            log.warning(
+                "note: the data folder changed since the checkpoint (%s, was %s)",
+                split.summary(),
+                state["data"],
+            )
     criterion = create_loss(cfg["loss"], prior).to(device)
     net: nn.Module = RawOutput(expert)
     if info.enabled:
@@ -464,15 +567,29 @@ def fit(cfg: dict[str, Any], split: Split, state: dict[str, Any] | None, info: D
         if device.type == "cpu":
             threads = torch.get_num_threads()
             where += f", {threads} thread{'s' if threads > 1 else ''}"
-        log.info("training %s (%s, %.2f M parameters, %s loss) on %s: %d train / %d val images "
-                 "from %s at %d px, batch %d, epoch %d to %d%s", cfg["name"],
-                 cfg["model"]["arch"], params / 1e6, cfg["loss"]["kind"], where,
-                 len(split.train), len(split.val), split.root, cfg["data"]["size"],
-                 cfg["train"]["batch_size"], start_epoch + 1, epochs,
-                 f", amp {str(amp).removeprefix('torch.')}" if amp else "")
+        log.info(
+            "training %s (%s, %.2f M parameters, %s loss) on %s: %d train / %d val images "
+            "from %s at %d px, batch %d, epoch %d to %d%s",
+            cfg["name"],
+            cfg["model"]["arch"],
+            params / 1e6,
+            cfg["loss"]["kind"],
+            where,
+            len(split.train),
+            len(split.val),
+            split.root,
+            cfg["data"]["size"],
+            cfg["train"]["batch_size"],
+            start_epoch + 1,
+            epochs,
+            f", amp {str(amp).removeprefix('torch.')}" if amp else "",
+        )
         if start_epoch >= epochs:
-            log.info("%s has already trained %d epochs; pass --epochs N to train longer", out,
-                     start_epoch)
+            log.info(
+                "%s has already trained %d epochs; pass --epochs N to train longer",
+                out,
+                start_epoch,
+            )
 
     epoch = saved = start_epoch
     try:
@@ -482,29 +599,53 @@ def fit(cfg: dict[str, Any], split: Split, state: dict[str, Any] | None, info: D
                 group["lr"] = lr
             train_loader.sampler.set_epoch(epoch)
             record: dict[str, Any] = {"epoch": epoch + 1, "lr": lr}
-            record.update(train_one_epoch(net, criterion, optimizer, scaler, train_loader, device,
-                                          epoch, cfg, amp, info))
+            record.update(
+                train_one_epoch(
+                    net, criterion, optimizer, scaler, train_loader, device, epoch, cfg, amp, info
+                )
+            )
             if val_loader is not None:
-                record.update(evaluate(expert, criterion, val_loader, device,
-                                       cfg["data"]["saturation_boost"], amp, info))
+                record.update(
+                    evaluate(
+                        expert,
+                        criterion,
+                        val_loader,
+                        device,
+                        cfg["data"]["saturation_boost"],
+                        amp,
+                        info,
+                    )
+                )
             history.append(record)
-            improved = "val_loss" in record and (best["val_loss"] is None
-                                                 or record["val_loss"] < best["val_loss"])
+            improved = "val_loss" in record and (
+                best["val_loss"] is None or record["val_loss"] < best["val_loss"]
+            )
             if improved:
                 best = {"val_loss": record["val_loss"], "epoch": epoch + 1}
             if info.is_main:
                 checkpoint = {
-                    "format": CHECKPOINT_FORMAT, "epoch": epoch + 1, "config": cfg,
-                    "model": expert.state_dict(), "optimizer": optimizer.state_dict(),
-                    "scaler": scaler.state_dict(), "rng": rng_state(generator),
-                    "history": history, "best": best, "ab_prior": prior, "data": split.summary(),
+                    "format": CHECKPOINT_FORMAT,
+                    "epoch": epoch + 1,
+                    "config": cfg,
+                    "model": expert.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scaler": scaler.state_dict(),
+                    "rng": rng_state(generator),
+                    "history": history,
+                    "best": best,
+                    "ab_prior": prior,
+                    "data": split.summary(),
                 }
                 write_outputs(out, checkpoint, expert, split, improved)
                 log.info(epoch_line(record, epochs))
             saved = epoch + 1
     except KeyboardInterrupt:
-        what = (f"the checkpoint of epoch {saved} is in {out / CHECKPOINT}: rerun with --resume "
-                "to continue" if saved else "no epoch was completed, nothing is saved")
+        what = (
+            f"the checkpoint of epoch {saved} is in {out / CHECKPOINT}: rerun with --resume "
+            "to continue"
+            if saved
+            else "no epoch was completed, nothing is saved"
+        )
         raise TrainingInterrupted(f"interrupted in epoch {epoch + 1}; {what}") from None
     distributed.barrier(info)
     return history

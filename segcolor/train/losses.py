@@ -72,7 +72,7 @@ def smooth_prior(counts: torch.Tensor, sigma: float = 5.0) -> torch.Tensor:
     instead of zero (which would give them a huge weight).
     """
     centers = bin_centers().double()
-    kernel = torch.exp(-torch.cdist(centers, centers) ** 2 / (2.0 * sigma**2))
+    kernel = torch.exp(-(torch.cdist(centers, centers) ** 2) / (2.0 * sigma**2))
     smoothed = kernel @ (counts.double() / counts.sum())
     return smoothed / smoothed.sum()
 
