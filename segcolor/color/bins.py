@@ -51,9 +51,34 @@ def _sq_dist_to_centers(ab: torch.Tensor) -> torch.Tensor:
     return (diff**2).sum(dim=2)
 
 
+_OFFSET = 11  # grid ticks -110..110 -> table rows 0..22
+
+
+@lru_cache(maxsize=1)
+def _grid_table_np() -> np.ndarray:
+    """(23, 23) bin index of each grid point, -1 where the grid point is not one of the 313."""
+    table = np.full((2 * _OFFSET + 1, 2 * _OFFSET + 1), -1, dtype=np.int64)
+    cells = np.rint(_bin_centers_np() / GRID).astype(np.int64) + _OFFSET
+    table[cells[:, 0], cells[:, 1]] = np.arange(NUM_BINS)
+    return table
+
+
 def nearest_bin(ab: torch.Tensor) -> torch.Tensor:
-    """(B,2,H,W) ab -> (B,H,W) index of the nearest bin center."""
-    return _sq_dist_to_centers(ab).argmin(dim=1)
+    """(B,2,H,W) ab -> (B,H,W) index of the nearest bin center, in O(pixels) memory.
+
+    Bin centers are grid points, so rounding to the grid finds the nearest center whenever the
+    rounded point is a bin; only pixels outside the 313 (out of gamut, e.g. after a saturation
+    boost) need the full search.
+    """
+    ab = ab.float()
+    table = torch.from_numpy(_grid_table_np()).to(ab.device)
+    cell = torch.round(ab / GRID).long().clamp(-_OFFSET, _OFFSET) + _OFFSET
+    index = table[cell[:, 0], cell[:, 1]]
+    missing = index < 0
+    if missing.any():
+        points = ab.permute(0, 2, 3, 1)[missing]
+        index[missing] = torch.cdist(points, bin_centers(ab.device)).argmin(dim=1)
+    return index
 
 
 def soft_encode(ab: torch.Tensor, neighbours: int = 5, sigma: float = 5.0) -> torch.Tensor:

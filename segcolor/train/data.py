@@ -23,11 +23,11 @@ import torch
 import torchvision.transforms.v2.functional as TF
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
-from segcolor.color.bins import NUM_BINS
+from segcolor.color.bins import NUM_BINS, ab_histogram
 from segcolor.color.lab import AB_SCALE, normalize_ab, normalize_l, rgb_to_lab
 from segcolor.errors import BadImageError, SegcolorError
 from segcolor.io.images import find_images, load_image
-from segcolor.train.losses import ab_counts, smooth_prior
+from segcolor.train.losses import smooth_prior
 
 log = logging.getLogger(__name__)
 
@@ -236,5 +236,5 @@ def compute_ab_prior(
     sample = sorted(files, key=lambda f: _unit_hash(f.as_posix()))[:images]
     counts = torch.zeros(NUM_BINS, dtype=torch.float64)
     for rgb in DataLoader(ImageFolderRGB(sample, size, train=False), batch_size=64):
-        counts += ab_counts(rgb_to_lab(rgb.to(device))[:, 1:])
+        counts += ab_histogram(rgb_to_lab(rgb.to(device))[:, 1:])
     return smooth_prior(counts)

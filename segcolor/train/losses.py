@@ -9,60 +9,21 @@ looked up in ``ab_prior``: the training set's distribution over the 313 ab bins 
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from segcolor.color.bins import (
-    GRID,
-    NUM_BINS,
     bin_centers,
+    nearest_bin,
     rare_color_weights,
     soft_encode,
     zhang_rebalance_weights,
 )
 from segcolor.color.lab import denormalize_ab
 from segcolor.train.config import LOSS_KINDS
-
-_TICKS = 23  # bin centers sit on the grid -110, -100, ..., 110 in both a and b
-_OFFSET = 11
-
-
-@lru_cache(maxsize=1)
-def _grid_table_np() -> np.ndarray:
-    """(23, 23) bin index of each grid point, -1 where the grid point is not one of the 313."""
-    table = np.full((_TICKS, _TICKS), -1, dtype=np.int64)
-    cells = np.rint(bin_centers().numpy() / GRID).astype(np.int64) + _OFFSET
-    table[cells[:, 0], cells[:, 1]] = np.arange(NUM_BINS)
-    return table
-
-
-def bin_index(ab: torch.Tensor) -> torch.Tensor:
-    """(B,2,H,W) ab -> (B,H,W) nearest bin, like ``bins.nearest_bin`` but O(pixels) memory.
-
-    Bin centers are grid points, so rounding to the grid finds the nearest center whenever the
-    rounded point is a bin; only the few pixels outside the 313 (out of gamut, e.g. after a
-    saturation boost) need the full search. ``nearest_bin`` builds a (B,313,2,H,W) tensor —
-    hundreds of MB per training batch — which is why the loss does not call it.
-    """
-    ab = ab.float()
-    table = torch.from_numpy(_grid_table_np()).to(ab.device)
-    cell = torch.round(ab / GRID).long().clamp(-_OFFSET, _OFFSET) + _OFFSET
-    index = table[cell[:, 0], cell[:, 1]]
-    missing = index < 0
-    if missing.any():
-        points = ab.permute(0, 2, 3, 1)[missing]
-        index[missing] = torch.cdist(points, bin_centers(ab.device)).argmin(dim=1)
-    return index
-
-
-def ab_counts(ab: torch.Tensor) -> torch.Tensor:
-    """Pixels per bin, (313,) float64: the raw material of ``ab_prior``."""
-    return torch.bincount(bin_index(ab).flatten(), minlength=NUM_BINS).double().cpu()
 
 
 def smooth_prior(counts: torch.Tensor, sigma: float = 5.0) -> torch.Tensor:
@@ -105,7 +66,7 @@ class RareColorLoss(nn.Module):
     def forward(self, raw: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         raw, target = raw.float(), target.float()
         sq_err = (raw - target) ** 2
-        weights = self.bin_weights[bin_index(denormalize_ab(target))].unsqueeze(1)
+        weights = self.bin_weights[nearest_bin(denormalize_ab(target))].unsqueeze(1)
         weighted = (weights * sq_err).mean()
         return self.l2_weight * sq_err.mean() + (1.0 - self.l2_weight) * weighted
 
@@ -124,7 +85,7 @@ class ClassificationLoss(nn.Module):
     def forward(self, raw: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         ab = denormalize_ab(target.float())
         cross_entropy = -(soft_encode(ab) * F.log_softmax(raw.float(), dim=1)).sum(dim=1)
-        return (self.bin_weights[bin_index(ab)] * cross_entropy).mean()
+        return (self.bin_weights[nearest_bin(ab)] * cross_entropy).mean()
 
 
 def needs_prior(kind: str) -> bool:
