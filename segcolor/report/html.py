@@ -32,6 +32,9 @@ th { background: #f0f0f0; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .swatch { display: inline-block; width: 0.9em; height: 0.9em; border: 1px solid #333;
           vertical-align: -0.1em; margin-right: 6px; }
+.bar { display: inline-flex; width: 160px; height: 1em; border: 1px solid #333;
+       vertical-align: -0.15em; }
+.bar span { display: block; height: 100%; }
 dl { display: grid; grid-template-columns: max-content auto; gap: 2px 16px; font-size: 0.9em; }
 dt { color: #555; }
 dd { margin: 0; font-family: ui-monospace, monospace; word-break: break-all; }
@@ -54,6 +57,50 @@ def _figure(image: Image.Image, caption: str, alt: str) -> str:
     )
 
 
+def _color_bar(rows: Sequence[Mapping[str, Any]]) -> str:
+    """Dominant colors as one bar, each color as wide as its share (hex and % on hover)."""
+    if not rows:
+        return "-"
+    esc = html.escape
+    cells = "".join(
+        f'<span style="background:{esc(str(r["hex"]))};width:{float(r["percent"]):.1f}%" '
+        f'title="{esc(str(r["hex"]))} {float(r["percent"]):.0f}%"></span>'
+        for r in rows
+    )
+    return f'<span class="bar">{cells}</span>'
+
+
+def _profiles_section(
+    profiles: Mapping[str, Mapping[str, Any]], colors: Mapping[str, str]
+) -> list[str]:
+    """Per profiled expert: every profile's probability, its colors, and the variants mixed."""
+    if not profiles:
+        return []
+    esc = html.escape
+    parts = [
+        "<h2>Color profiles</h2>",
+        "<p>P(profile | photo) from the profile classifier (grayscale in), and the weight of each "
+        "profile expert (variant) in the expert's colors.</p>",
+        "<table><tr><th>expert</th><th>profile</th><th>probability</th><th>variant weight</th>"
+        "<th>profile colors</th></tr>",
+    ]
+    for expert, entry in profiles.items():
+        swatch = f'<span class="swatch" style="background:{esc(colors.get(expert, "#888"))}">'
+        probs = entry.get("profile_probabilities", {})
+        weights = entry.get("variant_weights", {})
+        palette = entry.get("profile_colors", {})
+        for name, p in sorted(probs.items(), key=lambda kv: -kv[1]):
+            chosen = " (chosen)" if name == entry.get("chosen_variant") else ""
+            bar = _color_bar(palette.get(name, []))  # the profile centroid's colors
+            parts.append(
+                f"<tr><td>{swatch}</span>{esc(expert)}</td><td>{esc(name)}{chosen}</td>"
+                f'<td class="num">{p:.1%}</td><td class="num">{weights.get(name, 0.0):.2f}</td>'
+                f"<td>{bar}</td></tr>"
+            )
+    parts.append("</table>")
+    return parts
+
+
 def render_index(
     title: str,
     summary: str,
@@ -62,9 +109,11 @@ def render_index(
     regions: Sequence[Mapping[str, Any]],
     colors: Mapping[str, str],
     settings: Mapping[str, Any],
+    profiles: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> str:
-    """The page: photo / overlay / result, each expert alone with its weight map, the regions
-    table and the settings used. Captions are escaped here; pass plain text."""
+    """The page: photo / overlay / result, the color profiles of profiled experts, each expert
+    alone with its weight map, the regions table (with each region's dominant colors) and the
+    settings used. Captions are escaped here; pass plain text."""
     esc = html.escape
     parts = [
         "<!DOCTYPE html>",
@@ -76,6 +125,7 @@ def render_index(
         '<div class="grid">',
         *(_figure(img, esc(cap), alt) for alt, img, cap in main_images),
         "</div>",
+        *_profiles_section(profiles or {}, colors),
         "<h2>Experts</h2>",
         "<p>Each expert alone on the whole photo, and the weight it gets in the result "
         "(white = 1, black = 0).</p>",
@@ -91,7 +141,8 @@ def render_index(
     parts += [
         "<h2>Regions</h2>",
         "<table><tr><th>category</th><th>expert</th><th>classes</th><th>area</th>"
-        "<th>box (x0, y0, x1, y1)</th><th>confidence</th></tr>",
+        "<th>box (x0, y0, x1, y1)</th><th>confidence</th><th>dominant colors (result)</th>"
+        "</tr>",
     ]
     for region in regions:
         name = str(region["category"])
@@ -101,7 +152,8 @@ def render_index(
             f"<td>{esc(', '.join(region['classes']) or '-')}</td>"
             f'<td class="num">{region["area_percent"]:.1f}%</td>'
             f"<td>{esc(', '.join(map(str, region['bbox_xyxy'])))}</td>"
-            f'<td class="num">{region["confidence"]:.2f}</td></tr>'
+            f'<td class="num">{region["confidence"]:.2f}</td>'
+            f"<td>{_color_bar(region.get('dominant_colors', {}).get('colors', []))}</td></tr>"
         )
     parts.append("</table>")
     parts.append("<h2>Settings</h2><dl>")

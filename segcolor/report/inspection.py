@@ -4,6 +4,9 @@ Files: ``routing.json`` (regions, experts and their weights, settings), ``overla
 (categories over the grayscale, with a legend), ``expert_<category>.png`` (each used expert
 alone), ``weights_<category>.png`` (its weight in the result), ``colorized.png`` (the result)
 and ``index.html``, a single self-contained page showing all of it.
+
+Each region also gets the dominant colors (MPEG-7 DCD) of the result within it, and a category
+whose expert has color-profile variants shows P(profile | photo) and the variants mixed.
 """
 
 from __future__ import annotations
@@ -15,11 +18,13 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from segcolor.color.dcd import dominant_colors_many
 from segcolor.io.atomic import atomic_write
 from segcolor.io.images import load_image
 from segcolor.pipeline import Analysis, Pipeline
 from segcolor.report.html import render_index
 from segcolor.report.overlay import category_colors, render_overlay
+from segcolor.router.routing import Routing
 
 OVERLAY_SIDE = 2048  # the overlay is for looking at: no need for 40 MP of it
 
@@ -50,7 +55,46 @@ def _settings(pipeline: Pipeline) -> dict[str, Any]:
                 ", ".join(str(p) for p in spec.checkpoints)
                 or f"none (colored by {config.fallback})"
             )
+            if spec.profiled:
+                out[f"expert {spec.name}"] = "profile variants " + ", ".join(
+                    f"{v}={p}" for v, p in zip(spec.variants, spec.checkpoints, strict=True)
+                )
+                out[f"profile classifier {spec.name}"] = (
+                    f"{spec.classifier} (variants below {spec.min_probability:g} not run)"
+                )
     return out
+
+
+def profile_legend(routing: Routing) -> list[tuple[str, str]]:
+    """One legend row per profiled expert: P(profile | photo) and the variants it runs."""
+    rows = []
+    for expert, choice in routing.profiles.items():
+        ranked = sorted(choice.probabilities.items(), key=lambda kv: -kv[1])
+        probs = ", ".join(f"{name} {p:.0%}" for name, p in ranked)
+        mix = " + ".join(f"{v} {w:.2f}" for v, w in choice.weights.items())
+        rows.append((expert, f"{expert} profile: {probs}"))
+        rows.append((expert, f"{expert} variants: {mix}"))
+    return rows
+
+
+def region_colors(routing: Routing, colorized: np.ndarray, side: int = 256) -> list[dict]:
+    """The result's dominant colors within each region (at most ``side`` px, for speed)."""
+    if not routing.regions:
+        return []
+    height, width = colorized.shape[:2]
+    size = _preview_size(height, width, side)
+    small = np.asarray(Image.fromarray(colorized).resize(size[::-1], Image.BILINEAR))
+    labels = routing.category_map_at(size)
+    sy, sx = size[0] / height, size[1] / width
+    masks = []
+    for region in routing.regions:
+        x0, y0, x1, y1 = region.bbox
+        mask = np.zeros(size, dtype=bool)
+        rows = slice(int(y0 * sy), max(int(y0 * sy) + 1, int(np.ceil(y1 * sy))))
+        cols = slice(int(x0 * sx), max(int(x0 * sx) + 1, int(np.ceil(x1 * sx))))
+        mask[rows, cols] = labels[rows, cols] == routing.categories.index(region.category)
+        masks.append(mask)
+    return [d.to_dict() for d in dominant_colors_many([small] * len(masks), masks)]
 
 
 def _legend(analysis: Analysis, expert_of: dict[str, str]) -> list[tuple[str, str]]:
@@ -90,7 +134,7 @@ def write_inspection(pipeline: Pipeline, photo: str | Path, out_dir: str | Path)
         routing.category_map_at(size),
         routing.categories,
         colors,
-        _legend(analysis, pipeline.router.expert_of),
+        _legend(analysis, pipeline.router.expert_of) + profile_legend(routing),
     )
     files["overlay"] = _save_png(out_dir / "overlay.png", overlay)
     result = Image.fromarray(analysis.colorized, "RGB")
@@ -121,6 +165,19 @@ def write_inspection(pipeline: Pipeline, photo: str | Path, out_dir: str | Path)
         if pipeline.config is not None:
             spec = pipeline.config.category(entry["category"])
             entry["checkpoints"] = [str(p) for p in spec.checkpoints]
+            if spec.profiled:
+                entry["variants"] = dict(zip(spec.variants, entry["checkpoints"], strict=True))
+                entry["profile_classifier"] = str(spec.classifier)
+    for region, dcd in zip(
+        report["regions"], region_colors(routing, analysis.colorized), strict=True
+    ):
+        region["dominant_colors"] = dcd
+    for expert, entry in report.get("profiles", {}).items():
+        gate = pipeline.router.gates.get(expert)
+        if gate is not None:
+            entry["profile_colors"] = {
+                p["name"]: p.get("colors", []) for p in gate.classifier.card.get("profiles", [])
+            }
     with atomic_write(out_dir / "routing.json") as tmp:
         tmp.write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
     files["routing"] = out_dir / "routing.json"
@@ -141,6 +198,7 @@ def write_inspection(pipeline: Pipeline, photo: str | Path, out_dir: str | Path)
         regions=report["regions"],
         colors=colors,
         settings={"image": photo, **_settings(pipeline)},
+        profiles=report.get("profiles", {}),
     )
     with atomic_write(out_dir / "index.html") as tmp:
         tmp.write_text(page, encoding="utf-8")

@@ -58,12 +58,29 @@ def render_overlay(
     font = ImageFont.load_default(size=font_size)
     row = int(font_size * 1.6)
     pad = font_size // 2
-    canvas = Image.new("RGB", (width, height + pad * 2 + row * len(legend)), "white")
+    room = max(1, width - 2 * pad - row)
+    lines = [(name, _wrap(text, font, room)) for name, text in legend]  # long rows wrap
+    total = sum(len(wrapped) for _, wrapped in lines)
+    canvas = Image.new("RGB", (width, height + pad * 2 + row * total), "white")
     canvas.paste(photo, (0, 0))
     draw = ImageDraw.Draw(canvas)
-    for i, (name, text) in enumerate(legend):
-        top = height + pad + i * row
+    top = height + pad
+    for name, wrapped in lines:
         box = (pad, top + row // 8, pad + row * 3 // 4, top + row * 7 // 8)
         draw.rectangle(box, fill=colors[name], outline="black")
-        draw.text((pad + row, top + row // 2), text, fill="black", font=font, anchor="lm")
+        for text in wrapped:
+            draw.text((pad + row, top + row // 2), text, fill="black", font=font, anchor="lm")
+            top += row
     return canvas
+
+
+def _wrap(text: str, font: ImageFont.ImageFont, width: int) -> list[str]:
+    """Split ``text`` at spaces into lines at most ``width`` pixels wide (a word longer than
+    that keeps a line of its own)."""
+    lines: list[str] = []
+    for word in text.split(" "):
+        if lines and font.getlength(f"{lines[-1]} {word}") <= width:
+            lines[-1] = f"{lines[-1]} {word}"
+        else:
+            lines.append(word)
+    return lines or [""]

@@ -7,6 +7,19 @@ up front with one-line ``ConfigError``s that name the file and the offending ent
 Checkpoint and weight paths are relative to the YAML's folder (or absolute). Segmenter classes
 that no category lists go to the fallback category, which must have an expert: it colorizes
 whatever the router is unsure about, so a photo with nothing detected still gets colored.
+
+A category's ``expert`` is one checkpoint, a list (their colors are averaged), or color-profile
+variants mixed by a profile classifier's P(profile | photo)::
+
+    places:
+      classes: [background]
+      expert:
+        classifier: profiles/places_classifier.safetensors
+        variants: {gray: profiles/places_gray.safetensors, green: profiles/places_green.safetensors}
+        min_probability: 0.3   # variants less likely than this are not run (the top one always is)
+
+Every variant must be a profile the classifier predicts (read from its card); profiles without a
+variant give their probability to the others.
 """
 
 from __future__ import annotations
@@ -40,6 +53,10 @@ _TOP_KEYS = {
 _SEGMENTER_KEYS = {"name": None, "weights": None}
 _CATEGORY_KEYS = {"classes": None, "expert": None, "color": None}
 _TTA_KEYS = {"scales": None, "flip": None}
+_PROFILE_KEYS = {"classifier": None, "variants": None, "min_probability": None}
+# 0.3 beat 0.1 on held-out places photos (bench/profile_experts.py): mixing unlikely variants
+# averages their colors away
+DEFAULT_MIN_PROBABILITY = 0.3
 
 
 @dataclass(frozen=True)
@@ -69,10 +86,18 @@ class CategorySpec:
     classes: tuple[str, ...] = ()
     checkpoints: tuple[Path, ...] = ()  # several: their ab are averaged; none: the fallback's
     color: str | None = None  # overlay color, ``#rrggbb``
+    variants: tuple[str, ...] = ()  # profile variants: the profile of each checkpoint
+    classifier: Path | None = None  # the profile classifier that weights the variants
+    min_probability: float = DEFAULT_MIN_PROBABILITY  # variants below this are not run
 
     @property
     def has_expert(self) -> bool:
         return bool(self.checkpoints)
+
+    @property
+    def profiled(self) -> bool:
+        """Whether the expert is profile variants mixed by a classifier."""
+        return self.classifier is not None
 
 
 @dataclass(frozen=True)
@@ -230,20 +255,73 @@ def _categories(raw: Any, base: Path, where: str | Path) -> list[CategorySpec]:
                 )
             owner[cls] = name
         ckpts = entry.get("expert")
-        ckpts = [] if ckpts is None else [ckpts] if isinstance(ckpts, str) else ckpts
-        if not isinstance(ckpts, list) or not all(isinstance(c, str) for c in ckpts):
-            raise ConfigError(
-                f"category {name!r}: expert must be a checkpoint path or a list", where
+        profile: dict[str, Any] = {}
+        if isinstance(ckpts, Mapping):
+            profile = _profile_variants(name, ckpts, base, where)
+            paths = profile.pop("checkpoints")
+        else:
+            ckpts = [] if ckpts is None else [ckpts] if isinstance(ckpts, str) else ckpts
+            if not isinstance(ckpts, list) or not all(isinstance(c, str) for c in ckpts):
+                raise ConfigError(
+                    f"category {name!r}: expert must be a checkpoint path, a list, or "
+                    "{classifier, variants} (profile variants)",
+                    where,
+                )
+            paths = tuple(
+                _path(c, base, f"category {name!r}: expert checkpoint", where, must_exist=True)
+                for c in ckpts
             )
-        paths = tuple(
-            _path(c, base, f"category {name!r}: expert checkpoint", where, must_exist=True)
-            for c in ckpts
-        )
         color = entry.get("color")
         if color is not None and (not isinstance(color, str) or not _COLOR.match(color)):
             raise ConfigError(f"category {name!r}: color must look like '#ff8800'", where)
-        specs.append(CategorySpec(name, tuple(classes), paths, color))  # type: ignore[arg-type]
+        specs.append(CategorySpec(name, tuple(classes), paths, color, **profile))  # type: ignore[arg-type]
     return specs
+
+
+def _profile_variants(
+    name: str, raw: Mapping[str, Any], base: Path, where: str | Path
+) -> dict[str, Any]:
+    """``expert: {classifier, variants, min_probability}`` -> CategorySpec fields."""
+    prefix = f"categories.{name}.expert."
+    _check_keys(raw, _PROFILE_KEYS, prefix, where)
+    what = f"category {name!r}: profile classifier"
+    classifier = _path(raw.get("classifier"), base, what, where, must_exist=True)
+    if classifier is None:
+        raise ConfigError(
+            f"category {name!r}: profile variants need `classifier:` (the checkpoint that "
+            "predicts the profile, trained with task profile_classifier)",
+            where,
+        )
+    variants = raw.get("variants")
+    if not isinstance(variants, Mapping) or not variants:
+        raise ConfigError(
+            f"category {name!r}: expert.variants must map profile names to checkpoints", where
+        )
+    from segcolor.profiles.classifier import read_classifier_card
+
+    known = [p["name"] for p in read_classifier_card(classifier).get("profiles", [])]
+    paths = []
+    for variant, ckpt in variants.items():
+        if variant not in known:
+            close = difflib.get_close_matches(str(variant), known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(
+                f"category {name!r}: variant {variant!r} is not a profile of {classifier.name} "
+                f"(its profiles: {', '.join(known)}){hint}",
+                where,
+            )
+        if not isinstance(ckpt, str):
+            raise ConfigError(f"category {name!r}: variant {variant!r} must be a path", where)
+        paths.append(
+            _path(ckpt, base, f"category {name!r}: variant {variant!r}", where, must_exist=True)
+        )
+    min_probability = _number(raw, "min_probability", DEFAULT_MIN_PROBABILITY, 0, 1, where, prefix)
+    return {
+        "checkpoints": tuple(paths),
+        "variants": tuple(variants),
+        "classifier": classifier,
+        "min_probability": float(min_probability),
+    }
 
 
 def _check_keys(

@@ -7,11 +7,16 @@ photo where nothing is found is colored by the fallback expert alone.
 
 Everything is computed at the working resolution; ``Routing`` resizes to the input's size only
 when asked, so colorizing a 40 MP photo never allocates full-size weight maps.
+
+A category whose expert comes in color-profile variants has a ``ProfileGate``: its profile
+classifier gives P(profile | photo) from the photo's lightness, and the variants are mixed by
+those probabilities (``Routing.profiles``), while P(category | pixel) still decides where that
+category's (mixed) expert colors. A category with a single expert is unaffected.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -21,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
+from segcolor.color.lab import rgb_to_lab
 from segcolor.router.categories import CategorySpec, PipelineConfig, RouterOptions
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 in pixels; x1 and y1 exclusive
@@ -50,6 +56,98 @@ class Region:
         }
 
 
+def mix_weights(
+    probabilities: Mapping[str, float], variants: Sequence[str], min_probability: float
+) -> dict[str, float]:
+    """Weights of a category's profile variants from P(profile | photo).
+
+    Profiles without a variant give their probability to the others (renormalised); variants
+    below ``min_probability`` after that are dropped (the most likely one always stays), so
+    a clear-cut photo runs one variant and an ambiguous one blends the plausible few.
+    """
+    p = np.array([max(float(probabilities.get(v, 0.0)), 0.0) for v in variants])
+    p = p / p.sum() if p.sum() > 0 else np.full(len(variants), 1.0 / len(variants))
+    keep = (p >= min_probability) | (np.arange(len(p)) == p.argmax())
+    p = np.where(keep, p, 0.0)
+    p = p / p.sum()
+    return {v: float(w) for v, w in zip(variants, p, strict=True) if w > 0}
+
+
+@dataclass(frozen=True)
+class ProfileChoice:
+    """How one expert's profile variants are mixed for a photo."""
+
+    expert: str  # the category whose expert has the variants
+    probabilities: dict[str, float]  # P(profile | photo), every profile the classifier knows
+    variants: tuple[str, ...]  # the expert's variants, in checkpoint order
+    weights: dict[str, float]  # variant -> weight in the mix (those that run; sum 1)
+
+    @property
+    def chosen(self) -> str:
+        """The variant with the largest weight."""
+        return max(self.weights, key=self.weights.get)
+
+    def mix(self) -> list[float]:
+        """Weights in checkpoint order (0 for variants that do not run)."""
+        return [self.weights.get(v, 0.0) for v in self.variants]
+
+    def summary(self) -> str:
+        """``profile cold-blue 72%`` (``+ green 20%`` for each other variant that runs)."""
+        order = sorted(self.weights, key=lambda v: -self.probabilities.get(v, 0.0))
+        return "profile " + " + ".join(f"{v} {self.probabilities.get(v, 0.0):.0%}" for v in order)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "profile_probabilities": {k: round(v, 4) for k, v in self.probabilities.items()},
+            "chosen_variant": self.chosen,
+            "variant_weights": {k: round(v, 4) for k, v in self.weights.items()},
+        }
+
+
+class ProfileGate:
+    """A category's profile classifier and how its probabilities become variant weights."""
+
+    def __init__(
+        self,
+        expert: str,
+        classifier: torch.nn.Module,
+        variants: Sequence[str],
+        min_probability: float = 0.3,
+    ) -> None:
+        self.expert = expert
+        self.classifier = classifier.eval()
+        self.profiles: list[str] = list(classifier.profiles)
+        self.variants = tuple(variants)
+        self.min_probability = min_probability
+
+    @classmethod
+    def from_spec(cls, spec: CategorySpec) -> ProfileGate:
+        from segcolor.profiles.classifier import load_classifier
+
+        assert spec.classifier is not None
+        return cls(spec.name, load_classifier(spec.classifier), spec.variants, spec.min_probability)
+
+    @torch.inference_mode()
+    def choose(self, lightness: torch.Tensor) -> ProfileChoice:
+        """L (1,1,h,w) in [0, 100] of the whole photo -> the mix of variants."""
+        from segcolor.profiles.classifier import predict_proba
+
+        if next(self.classifier.parameters()).device != lightness.device:
+            self.classifier.to(lightness.device)  # follow the pipeline's device
+        probs = predict_proba(self.classifier, lightness)[0].float().cpu().tolist()
+        return self.mix(dict(zip(self.profiles, probs, strict=True)))
+
+    def mix(self, probabilities: Mapping[str, float]) -> ProfileChoice:
+        """The mix of variants for given P(profile) (e.g. averaged over a video's frames)."""
+        probabilities = {p: float(probabilities[p]) for p in self.profiles}
+        return ProfileChoice(
+            expert=self.expert,
+            probabilities=probabilities,
+            variants=self.variants,
+            weights=mix_weights(probabilities, self.variants, self.min_probability),
+        )
+
+
 @dataclass
 class Routing:
     """Which expert colors which pixels of one image.
@@ -69,6 +167,12 @@ class Routing:
     expert_boxes_small: dict[str, list[Box]] = field(repr=False)  # every component, working px
     shares: dict[str, float] = field(default_factory=dict)  # % of the image per category
     classes_found: dict[str, list[str]] = field(default_factory=dict)
+    profiles: dict[str, ProfileChoice] = field(default_factory=dict)  # expert -> variant mix
+
+    def mix(self, expert: str) -> list[float] | None:
+        """Weights of ``expert``'s checkpoints (profile variants), or None: their plain mean."""
+        choice = self.profiles.get(expert)
+        return None if choice is None else choice.mix()
 
     @property
     def working_size(self) -> tuple[int, int]:
@@ -108,6 +212,8 @@ class Routing:
                 continue
             text = f"{name} {share:.0f}%" if share >= 0.5 else f"{name} <1%"
             found = [c for c in self.classes_found.get(name, []) if c != "background"]
+            if name in self.profiles:
+                found.append(self.profiles[name].summary())
             parts.append(f"{text} ({', '.join(found)})" if found else text)
         return ", ".join(parts)
 
@@ -129,6 +235,11 @@ class Routing:
                 for i, name in enumerate(self.experts)
             ],
             "regions": [r.to_dict() for r in self.regions],
+            **(
+                {"profiles": {name: c.to_dict() for name, c in self.profiles.items()}}
+                if self.profiles
+                else {}
+            ),
         }
 
 
@@ -142,8 +253,10 @@ class Router:
         classes: Sequence[str],
         fallback: str,
         options: RouterOptions | None = None,
+        gates: Mapping[str, ProfileGate] | None = None,
     ) -> None:
         self.segmenter = segmenter
+        self.gates = dict(gates or {})  # expert category -> its profile gate
         self.specs = list(categories)
         self.categories = [c.name for c in self.specs]
         self.classes = list(classes)
@@ -160,7 +273,15 @@ class Router:
     @classmethod
     def from_config(cls, config: PipelineConfig, segmenter: torch.nn.Module) -> Router:
         config.check_classes(segmenter.classes, config.segmenter)
-        return cls(segmenter, config.categories, segmenter.classes, config.fallback, config.router)
+        gates = {c.name: ProfileGate.from_spec(c) for c in config.categories if c.profiled}
+        return cls(
+            segmenter,
+            config.categories,
+            segmenter.classes,
+            config.fallback,
+            config.router,
+            gates=gates,
+        )
 
     @torch.inference_mode()
     def route(self, rgb: torch.Tensor, size: tuple[int, int] | None = None) -> Routing:
@@ -168,11 +289,20 @@ class Router:
         if self.segmenter is None:
             raise RuntimeError("this router has no segmenter; use route_probs")
         probs = self.segmenter.predict_proba(rgb, tta=self.options.tta)
-        return self.route_probs(probs, size)
+        return self.route_probs(probs, size, gray=rgb)
 
     @torch.inference_mode()
-    def route_probs(self, probs: torch.Tensor, size: tuple[int, int] | None = None) -> Routing:
-        """Class probabilities (1,C,h,w) or (C,h,w) -> routing (``size`` defaults to h, w)."""
+    def route_probs(
+        self,
+        probs: torch.Tensor,
+        size: tuple[int, int] | None = None,
+        gray: torch.Tensor | None = None,
+    ) -> Routing:
+        """Class probabilities (1,C,h,w) or (C,h,w) -> routing (``size`` defaults to h, w).
+
+        ``gray`` (the photo as gray RGB, (1,3,h,w)) lets profile gates mix their variants;
+        without it a profiled expert's variants are averaged.
+        """
         probs = probs.detach().float().cpu()
         probs = probs[0] if probs.ndim == 4 else probs
         if probs.shape[0] != len(self.classes):
@@ -189,7 +319,19 @@ class Router:
             if k != fb:  # soft tails of a category with no region: not worth running its expert
                 weights[fb] += weights[k]
         self._confine(weights, labels, present)
-        return self._routing(probs, raw, weights, labels, present, size)
+        routing = self._routing(probs, raw, weights, labels, present, size)
+        if gray is not None and self.gates:
+            self.choose_profiles(routing, gray)
+        return routing
+
+    def choose_profiles(self, routing: Routing, gray: torch.Tensor) -> None:
+        """Fill ``routing.profiles`` for the profiled experts that run (in place)."""
+        gated = [e for e in routing.experts if e in self.gates]
+        if not gated:
+            return
+        lightness = rgb_to_lab(gray.float())[:, :1]
+        for expert in gated:
+            routing.profiles[expert] = self.gates[expert].choose(lightness)
 
     def _suppress(self, weights: np.ndarray, labels: np.ndarray, fb: int) -> None:
         """Regions below ``min_area`` % or ``min_confidence`` go to the fallback (in place)."""

@@ -19,6 +19,9 @@ DEFAULTS: dict[str, Any] = {
     "category": None,  # defaults to the name
     "shared_dir": None,  # else $SEGCOLOR_SHARED_DIR; relative data roots are looked up there
     "out": None,  # defaults to runs/<name>
+    "task": "expert",  # expert | profile_classifier (predicts a photo's color profile)
+    "profile": None,  # expert: {file: PROFILES.yaml, name: NAME} trains on that profile's photos
+    "profiles": None,  # profile_classifier: the PROFILES.yaml whose profiles it learns
     "data": {
         "root": None,  # image folder, searched recursively
         "val_fraction": 0.1,  # by a stable hash of each file's relative path
@@ -26,7 +29,7 @@ DEFAULTS: dict[str, Any] = {
         "saturation_boost": 0.0,  # targets' chroma *= 1 + boost (seed 001)
         "max_images": None,  # cap on the folder (a stable subset), for quick runs
     },
-    "model": {"arch": "resnet18_unet", "head": "regression"},  # + the arch's own options
+    "model": {"arch": "resnet18_unet", "head": "regression"},  # + the arch's options, init
     "loss": {
         "kind": "rebalanced",  # l2 | l1 | rebalanced | classification
         "l2_weight": 0.65,  # rebalanced: share of the plain L2 (seed 003)
@@ -64,6 +67,8 @@ FLAG_KEYS = {
 }
 
 LOSS_KINDS = ("l2", "l1", "rebalanced", "classification")
+TASKS = ("expert", "profile_classifier")
+CLASSIFIER_LOSS_KINDS = ("cross_entropy",)
 SCHEDULERS = ("cosine", "step")
 HEADS = ("regression", "classification")
 AMP_MODES = ("auto", "bf16", "fp16", "off")
@@ -154,6 +159,10 @@ def validate(cfg: dict[str, Any], path: str | Path) -> dict[str, Any]:
             raise ConfigError(f"{key} must be a string, not {cfg[key]!r}", path)
     cfg["name"] = str(cfg["name"])
     cfg["category"] = str(cfg["category"] if cfg["category"] is not None else cfg["name"])
+    for key in ("task", "profile", "profiles"):  # configs saved before these keys existed
+        cfg.setdefault(key, DEFAULTS[key])
+    _choice(cfg["task"], TASKS, "task", path)
+    _check_profile_keys(cfg, path)
     if cfg["data"]["root"] is None:
         raise ConfigError("data.root is not set (add it to the config or pass --data DIR)", path)
     _number(cfg, "data.val_fraction", float, path, 0.0, 0.9)
@@ -163,11 +172,15 @@ def validate(cfg: dict[str, Any], path: str | Path) -> dict[str, Any]:
     arch = cfg["model"].get("arch")
     if not isinstance(arch, str):
         raise ConfigError(f"model.arch must be an arch name, not {arch!r}", path)
+    init = cfg["model"].get("init")  # start from these weights (an expert checkpoint)
+    if init is not None and not (isinstance(init, str) and init):
+        raise ConfigError(f"model.init must be a checkpoint path, not {init!r}", path)
     _choice(cfg["model"].get("head", "regression"), HEADS, "model.head", path)
     loss = cfg["loss"]
-    _choice(loss["kind"], LOSS_KINDS, "loss.kind", path)
+    expert = cfg["task"] == "expert"
+    _choice(loss["kind"], LOSS_KINDS if expert else CLASSIFIER_LOSS_KINDS, "loss.kind", path)
     classify = cfg["model"].get("head") == "classification"
-    if classify != (loss["kind"] == "classification"):
+    if expert and classify != (loss["kind"] == "classification"):
         raise ConfigError(
             "model.head 'classification' goes with loss.kind 'classification' and only with it "
             f"(got head {cfg['model'].get('head')!r}, loss {loss['kind']!r})",
@@ -198,6 +211,39 @@ def validate(cfg: dict[str, Any], path: str | Path) -> dict[str, Any]:
         cfg["out"] = str(Path("runs") / cfg["name"])
     cfg["out"] = str(cfg["out"])
     return cfg
+
+
+def _check_profile_keys(cfg: dict[str, Any], path: Path) -> None:
+    """``profile`` (one profile, for an expert) and ``profiles`` (all, for the classifier)."""
+    profile, profiles = cfg["profile"], cfg["profiles"]
+    if cfg["task"] == "profile_classifier":
+        if not isinstance(profiles, str) or not profiles:
+            raise ConfigError(
+                "task profile_classifier needs `profiles:` naming the profiles file "
+                "(e.g. configs/profiles/places.yaml, written by `segcolor profiles fit`)",
+                path,
+            )
+        if profile is not None:
+            raise ConfigError(
+                "`profile:` selects one profile for an expert; a profile_classifier learns "
+                "every profile of `profiles:`",
+                path,
+            )
+        return
+    if profiles is not None:
+        raise ConfigError(
+            "`profiles:` is for task profile_classifier; an expert trained on one profile "
+            "takes `profile: {file: PROFILES.yaml, name: NAME}`",
+            path,
+        )
+    if profile is not None and (
+        not isinstance(profile, dict)
+        or set(profile) != {"file", "name"}
+        or not all(isinstance(profile[k], str) and profile[k] for k in ("file", "name"))
+    ):
+        raise ConfigError(
+            f"profile must be {{file: PROFILES.yaml, name: NAME}}, not {profile!r}", path
+        )
 
 
 def changed_keys(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:

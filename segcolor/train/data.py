@@ -14,7 +14,7 @@ import math
 import os
 import random
 import signal
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,8 +58,22 @@ class Split:
         }
 
 
+def split_score(path: Path) -> float:
+    """A file's place in [0, 1) for the train/val split; it is held out when below the fraction.
+
+    Keyed on the file name alone, so the same photo lands on the same side whichever folder a
+    config points at; ``segcolor evaluate --held-out`` uses it to pick never-trained-on photos.
+    """
+    return _unit_hash("val:" + path.name)
+
+
+def is_held_out(path: Path, val_fraction: float) -> bool:
+    """True when training with ``val_fraction`` keeps ``path`` out of the training set."""
+    return split_score(path) < val_fraction
+
+
 def split_folder(root: Path, val_fraction: float, max_images: int | None = None) -> Split:
-    """Split ``root``'s images by a hash of their relative paths.
+    """Split ``root``'s images by a hash of their file names.
 
     A file's side never depends on the other files, so adding photos does not move existing
     ones between train and val. ``max_images`` keeps the files with the smallest hashes: a
@@ -73,8 +87,9 @@ def split_folder(root: Path, val_fraction: float, max_images: int | None = None)
     keyed = sorted((_unit_hash(f.relative_to(root).as_posix()), f) for f in files)
     if max_images is not None:
         keyed = keyed[:max_images]
-    # the hash of a salted path decides the side; the unsalted one above decides the subset
-    side = {f: _unit_hash("val:" + f.relative_to(root).as_posix()) for _, f in keyed}
+    # the salted file name decides the side (the unsalted path above decides the subset): a photo
+    # held out of a category expert stays held out of a general model trained on the parent folder
+    side = {f: split_score(f) for _, f in keyed}
     val = sorted(f for f in side if side[f] < val_fraction)
     if val_fraction > 0 and not val and len(side) > 1:
         val = [min(side, key=side.get)]  # a tiny folder still gets a validation image
@@ -82,6 +97,16 @@ def split_folder(root: Path, val_fraction: float, max_images: int | None = None)
     if not train:
         raise SegcolorError("no training images left after the validation split", root)
     return Split(root=root, train=train, val=val)
+
+
+def filter_split(split: Split, keep: Callable[[Path], bool], what: str) -> Split:
+    """The files of ``split`` that ``keep`` accepts, each on its side (e.g. one color profile's
+    photos, so a profile expert's rare-color prior is counted on that profile alone)."""
+    train = [f for f in split.train if keep(f)]
+    val = [f for f in split.val if keep(f)]
+    if not train:
+        raise SegcolorError(f"no training images of {what} in this folder", split.root)
+    return Split(root=split.root, train=train, val=val)
 
 
 def random_crop_box(height: int, width: int, rng: np.random.Generator) -> tuple[int, int, int, int]:

@@ -48,7 +48,7 @@ from segcolor.color.recombine import recombine
 from segcolor.config import set_dotted
 from segcolor.device import preferred_memory_format, select_device
 from segcolor.errors import CheckpointError, ConfigError, SegcolorError
-from segcolor.experts import Expert, create_expert, save_expert
+from segcolor.experts import Expert, create_expert, load_expert, save_expert
 from segcolor.io.atomic import atomic_write
 from segcolor.paths import resolve_data_path
 from segcolor.train import distributed
@@ -59,6 +59,7 @@ from segcolor.train.data import (
     ShardSampler,
     Split,
     compute_ab_prior,
+    filter_split,
     init_worker,
     split_folder,
     to_lab_batch,
@@ -329,7 +330,7 @@ def expert_card(cfg: dict[str, Any], split: Split, history: list[dict[str, Any]]
     return {
         "name": cfg["name"],
         "category": cfg["category"],
-        "profile": None,
+        "profile": cfg.get("profile"),
         "data": {
             **split.summary(),
             "size": cfg["data"]["size"],
@@ -392,7 +393,8 @@ def resumed_config(
     for dotted, value in overrides.items():
         set_dotted(cfg, dotted, value)
     cfg["out"] = fresh["out"]  # where the checkpoint was found, even if the run was moved
-    return validate(cfg, path), changed_keys(cfg, fresh)
+    cfg = validate(cfg, path)  # fills keys added since the run was saved
+    return cfg, changed_keys(cfg, fresh)
 
 
 def make_loaders(
@@ -433,7 +435,14 @@ def make_loaders(
 def data_split(cfg: dict[str, Any]) -> Split:
     data = cfg["data"]
     root = resolve_data_path(data["root"], cfg["shared_dir"])
-    return split_folder(root, data["val_fraction"], data["max_images"])
+    split = split_folder(root, data["val_fraction"], data["max_images"])
+    if cfg.get("profile"):  # a profile expert: that profile's photos only, on the same sides
+        from segcolor.profiles.data import profile_members
+
+        name = cfg["profile"]["name"]
+        members = profile_members(cfg["profile"]["file"], name)
+        split = filter_split(split, lambda f: f.name in members, f"profile {name!r}")
+    return split
 
 
 @contextlib.contextmanager
@@ -520,13 +529,26 @@ def fit(
     device: torch.device,
 ) -> list[dict[str, Any]]:
     """Build everything from ``cfg`` (and ``state`` when resuming), then run the epochs."""
+    if cfg.get("task") == "profile_classifier":
+        from segcolor.train.profile_classifier import fit_classifier
+
+        return fit_classifier(cfg, split, state, info, device)
     out, epochs, seed = Path(cfg["out"]), cfg["train"]["epochs"], cfg["train"]["seed"]
     seed_everything(seed)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
         torch.set_float32_matmul_precision("high")
-    arch_cfg = {k: v for k, v in cfg["model"].items() if k != "arch"}
+    arch_cfg = {k: v for k, v in cfg["model"].items() if k not in ("arch", "init")}
     expert = create_expert(cfg["model"]["arch"], **arch_cfg)
+    if cfg["model"].get("init") and state is None:  # fine-tune another expert's weights
+        start = load_expert(cfg["model"]["init"])
+        try:
+            expert.load_state_dict(start.state_dict())
+        except RuntimeError:
+            raise ConfigError(
+                f"model.init {cfg['model']['init']} is a {start.arch} {start.arch_config}, "
+                f"not this config's {cfg['model']['arch']} {arch_cfg}"
+            ) from None
     expert = expert.to(device, memory_format=preferred_memory_format(device))
     optimizer = torch.optim.AdamW(
         expert.parameters(), lr=cfg["optim"]["lr"], weight_decay=cfg["optim"]["weight_decay"]

@@ -1,0 +1,206 @@
+"""The profile classifier: a grayscale photo -> P(profile), and its safetensors checkpoint.
+
+A truncated ResNet-18 (one-channel stem + the first ``stages`` residual stages), global average
+pooling and a linear layer. Three stages (2.8 M parameters, 5.6 MB in fp16) see enough of a
+scene (sky, foliage, sand, walls) to guess its colors while fitting the shipped-weights budget;
+the input is the expert's: normalised L, any size (pooling makes it size-agnostic).
+
+The card (profile names with their centroid colors, input size, metrics) travels inside the
+``.safetensors`` file like an expert's, so the router needs nothing but the file.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+import torchvision
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from segcolor.errors import CheckpointError, ConfigError
+from segcolor.io.atomic import atomic_write
+
+CARD_KEY = "segcolor.card"
+FORMAT = "segcolor-profile-classifier/1"
+ARCHS = ("profile_resnet18",)
+MAX_BYTES_FP16 = 6_000_000  # the shipped-weights budget allows about this much per classifier
+
+
+class ProfileClassifier(nn.Module):
+    """Normalised L (B,1,H,W) -> profile logits (B,K)."""
+
+    arch = "profile_resnet18"
+
+    def __init__(self, num_profiles: int, stages: int = 3, dropout: float = 0.2) -> None:
+        super().__init__()
+        if num_profiles < 1 or not 1 <= stages <= 4:
+            raise ValueError(
+                f"need num_profiles >= 1 and stages 1..4, got {num_profiles}, {stages}"
+            )
+        resnet = torchvision.models.resnet18(weights=None)  # no ImageNet weights offline
+        resnet.conv1 = nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3, bias=False)
+        nn.init.kaiming_normal_(resnet.conv1.weight, mode="fan_out", nonlinearity="relu")
+        layers = [resnet.conv1, resnet.bn1, resnet.relu, resnet.maxpool]
+        layers += [getattr(resnet, f"layer{i}") for i in range(1, stages + 1)]
+        self.features = nn.Sequential(*layers)
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(64 * 2 ** (stages - 1), num_profiles)
+        self.arch_config = {"num_profiles": num_profiles, "stages": stages, "dropout": dropout}
+        self.card: dict[str, Any] = {}
+
+    def forward(self, l_norm: torch.Tensor) -> torch.Tensor:
+        pooled = F.adaptive_avg_pool2d(self.features(l_norm), 1).flatten(1)
+        return self.fc(self.dropout(pooled))
+
+    @property
+    def profiles(self) -> list[str]:
+        """Profile names in logit order (from the card)."""
+        return [p["name"] for p in self.card.get("profiles", [])]
+
+    @property
+    def input_size(self) -> int:
+        """The short side the classifier was trained at: photos are resized to it."""
+        return int(self.card.get("input_size", 128))
+
+
+def create_profile_classifier(
+    num_profiles: int, arch: str = "profile_resnet18", **cfg: Any
+) -> ProfileClassifier:
+    if arch not in ARCHS:
+        raise ConfigError(
+            f"unknown profile classifier arch {arch!r}; available: {', '.join(ARCHS)}"
+        )
+    try:
+        return ProfileClassifier(num_profiles, **cfg)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"bad options for {arch!r}: {err}") from None
+
+
+def init_trunk_from_expert(model: ProfileClassifier, path: str | Path) -> int:
+    """Start the trunk from a colorization expert's ResNet-18 encoder (stem and stages).
+
+    Colorization is a self-supervised pretext task whose features predict color (Zhang et al.
+    2016): the expert learned from the photos' own colors, so the classifier starts from a trunk
+    that already sees sky, foliage and sand. Returns the number of tensors copied.
+    """
+    from segcolor.experts import load_expert
+
+    encoder = {
+        k.removeprefix("net.encoder."): v
+        for k, v in load_expert(path).state_dict().items()
+        if k.startswith("net.encoder.")
+    }
+    own = model.state_dict()
+    copied = {}
+    for key, value in encoder.items():
+        block, _, rest = key.partition(".")
+        index = {"conv1": 0, "bn1": 1}.get(block)
+        if index is None and block.startswith("layer"):
+            index = 3 + int(block.removeprefix("layer"))
+        target = f"features.{index}.{rest}"
+        if index is not None and target in own and own[target].shape == value.shape:
+            copied[target] = value
+    if not copied:
+        raise ConfigError(f"no ResNet-18 encoder weights to start from in {path}")
+    model.load_state_dict(copied, strict=False)
+    return len(copied)
+
+
+def fp16_bytes(model: nn.Module) -> int:
+    """Size of the weights stored in fp16 (what shipping costs)."""
+    return sum(
+        t.numel() * (2 if t.is_floating_point() else t.element_size())
+        for t in model.state_dict().values()
+    )
+
+
+def save_classifier(
+    model: ProfileClassifier, path: str | Path, card: dict[str, Any], half: bool = True
+) -> Path:
+    """Weights (fp16 by default: the shipped form) and card, atomically; a ``.card.json`` copy
+    for people beside it."""
+    path = Path(path)
+    full = {"format": FORMAT, **card, "arch": model.arch, "arch_config": model.arch_config}
+    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    with atomic_write(path) as tmp:
+        save_file(state, str(tmp), metadata={CARD_KEY: json.dumps(full, sort_keys=True)})
+    with atomic_write(path.with_suffix(".card.json")) as tmp:
+        tmp.write_text(json.dumps(full, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def read_classifier_card(path: str | Path) -> dict[str, Any]:
+    """The card of a classifier checkpoint, without loading its weights."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError("profile classifier not found", path)
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as err:
+        raise CheckpointError(f"not a safetensors checkpoint ({err})", path) from None
+    card = json.loads(metadata.get(CARD_KEY, "{}"))
+    if card.get("format") != FORMAT:
+        raise CheckpointError(
+            f"not a profile classifier (format {card.get('format')!r}, expected {FORMAT!r})", path
+        )
+    return card
+
+
+def load_classifier(path: str | Path, device: torch.device | str = "cpu") -> ProfileClassifier:
+    """Rebuild a classifier from its checkpoint alone (safetensors: no code runs on load)."""
+    card = read_classifier_card(path)
+    model = create_profile_classifier(arch=card["arch"], **card["arch_config"])
+    state = load_file(str(path))
+    try:
+        model.load_state_dict(
+            {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+        )
+    except RuntimeError as err:
+        raise CheckpointError(f"weights do not match the card's arch ({err})", path) from None
+    model.card = card
+    return model.to(device).eval()
+
+
+def is_classifier_checkpoint(path: str | Path) -> bool:
+    """Whether ``path`` is a profile classifier's checkpoint (rather than an expert's)."""
+    try:
+        read_classifier_card(path)
+    except CheckpointError:
+        return False
+    return True
+
+
+def export_classifier(source: str | Path, destination: str | Path, half: bool = True) -> Path:
+    """A trained classifier as a file to ship: fp16 weights, its card (already free of machine
+    paths: training writes it portable) marked as exported."""
+    source, destination = Path(source), Path(destination)
+    if destination.resolve() == source.resolve():
+        raise CheckpointError("the export would overwrite its source; choose another -o", source)
+    model = load_classifier(source)
+    card = {k: v for k, v in model.card.items() if k not in ("format", "arch", "arch_config")}
+    card["exported"] = {"from": source.name, "dtype": "float16" if half else "float32"}
+    return save_classifier(model, destination, card, half=half)
+
+
+@torch.inference_mode()
+def predict_proba(model: ProfileClassifier, lightness: torch.Tensor) -> torch.Tensor:
+    """L in [0, 100] (B,1,H,W) at any size -> P(profile) (B,K): resized so the short side is the
+    training size, as the classifier saw photos then."""
+    from segcolor.color.lab import normalize_l
+
+    height, width = lightness.shape[-2:]
+    scale = model.input_size / min(height, width)
+    size = (max(8, round(height * scale)), max(8, round(width * scale)))
+    x = F.interpolate(
+        lightness.float(), size=size, mode="bilinear", antialias=scale < 1, align_corners=False
+    )
+    device = next(model.parameters()).device
+    return model(normalize_l(x).to(device)).softmax(1)
