@@ -12,6 +12,7 @@ weights. With a single expert (``Pipeline.from_expert``) every pixel uses that e
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,13 +25,18 @@ import torch.nn.functional as F
 from segcolor.color.lab import AB_SCALE, lab_to_rgb, normalize_l, rgb_to_lab
 from segcolor.color.recombine import recombine
 from segcolor.device import preferred_memory_format, select_device
-from segcolor.errors import ConfigError, SegcolorError
+from segcolor.errors import ConfigError, SegcolorError, WeightsNotFoundError
 from segcolor.experts import Expert, load_expert
 from segcolor.merge import Patch, composite, feather_sigma, plan_crops, run_on_crops
 from segcolor.router.categories import MergeOptions, PipelineConfig, load_pipeline_config
 from segcolor.router.routing import Router, Routing
 
 DEFAULT_WORKING_SIZE = 256
+SHIPPED_DIR = Path(__file__).parent / "weights"  # experts trained by the project, fp16
+DEFAULT_PIPELINE = SHIPPED_DIR / "pipeline.yaml"
+GENERAL_EXPERT = SHIPPED_DIR / "general.safetensors"  # one model for all categories
+
+log = logging.getLogger(__name__)
 
 
 def working_shape(height: int, width: int, working_size: int) -> tuple[int, int]:
@@ -164,13 +170,39 @@ class Pipeline:
         )
 
     @classmethod
-    def default(cls, device: torch.device | str | None = None) -> Pipeline:
-        """The pipeline with shipped experts, once there are some."""
-        raise SegcolorError(
-            "no default experts are shipped yet: train them (`segcolor train`) and describe the "
-            "pipeline in a YAML (Pipeline.from_config('configs/pipeline.yaml'), or --pipeline "
-            "YAML on the command line)"
-        )
+    def default(
+        cls,
+        device: torch.device | str | None = None,
+        working_size: int | None = None,
+        *,
+        require_router: bool = False,
+    ) -> Pipeline:
+        """The shipped pipeline: the segmenter routes regions to the shipped experts.
+
+        Without the segmenter's weights (they are not in the package, see the README) it logs a
+        one-line warning and colors every pixel with the shipped general model instead, unless
+        ``require_router`` (``segcolor inspect``, which is about routing) asks for the error.
+        """
+        if not DEFAULT_PIPELINE.is_file():
+            raise SegcolorError(
+                "this install has no shipped experts (segcolor/weights/pipeline.yaml is missing): "
+                "reinstall segcolor, or pass --pipeline YAML / --expert CKPT",
+                DEFAULT_PIPELINE,
+            )
+        try:
+            return cls.from_config(DEFAULT_PIPELINE, device=device, working_size=working_size)
+        except WeightsNotFoundError as err:
+            if require_router:
+                raise
+            log.warning(
+                "segcolor: warning: no segmenter, so no routing: every region gets the general "
+                "model (%s)",
+                err,
+            )
+            config = load_pipeline_config(DEFAULT_PIPELINE)
+            return cls.from_expert(
+                GENERAL_EXPERT, device=device, working_size=working_size or config.working_size
+            )
 
     @property
     def routed(self) -> bool:
@@ -182,14 +214,37 @@ class Pipeline:
 
     # ------------------------------------------------------------------ routing
 
+    @staticmethod
+    def gray_rgb(lab: LabImage) -> torch.Tensor:
+        """The working-resolution lightness as gray RGB (1,3,h,w): what the segmenter sees."""
+        zeros = torch.zeros_like(lab.l_small)
+        return lab_to_rgb(torch.cat([lab.l_small, zeros, zeros], dim=1))
+
+    @torch.inference_mode()
+    def class_probs(self, lab: LabImage) -> torch.Tensor:
+        """The segmenter's class probabilities (1,C,h,w) at the working resolution.
+
+        With ``route_probs`` this splits ``route_lab`` in two, so a caller (video) can smooth
+        the probabilities before they become regions.
+        """
+        if self.router is None or self.router.segmenter is None:
+            raise SegcolorError("this pipeline has a single expert and no segmenter")
+        return self.router.segmenter.predict_proba(self.gray_rgb(lab), tta=self.router.options.tta)
+
+    @torch.inference_mode()
+    def route_probs(self, lab: LabImage, probs: torch.Tensor) -> Routing:
+        """Routing of a converted photo from (possibly smoothed) class probabilities."""
+        if self.router is None:
+            raise SegcolorError("this pipeline has a single expert and no router")
+        size = tuple(lab.lightness.shape[-2:])
+        return self.router.route_probs(probs, size=size, gray=self.gray_rgb(lab))
+
     @torch.inference_mode()
     def route_lab(self, lab: LabImage) -> Routing:
         """Routing of a converted photo; the segmenter sees its lightness as gray RGB."""
         if self.router is None:
             raise SegcolorError("this pipeline has a single expert and no router to inspect")
-        zeros = torch.zeros_like(lab.l_small)
-        gray = lab_to_rgb(torch.cat([lab.l_small, zeros, zeros], dim=1))
-        return self.router.route(gray, size=tuple(lab.lightness.shape[-2:]))
+        return self.router.route(self.gray_rgb(lab), size=tuple(lab.lightness.shape[-2:]))
 
     def route(self, image: np.ndarray) -> Routing:
         """Which expert colors which pixels: ``.categories``, ``.category_map``, ``.weights``
@@ -207,9 +262,21 @@ class Pipeline:
         reach = self.router.options.spread * min(size)
         return max(self.merge.margin, math.ceil(reach + 3.0 * sigma))
 
-    def run_expert(self, name: str, l_norm: torch.Tensor) -> torch.Tensor:
-        """A category's expert (several checkpoints: the mean of their ab) -> ab in Lab units."""
+    def run_expert(
+        self, name: str, l_norm: torch.Tensor, mix: Sequence[float] | None = None
+    ) -> torch.Tensor:
+        """A category's expert (several checkpoints: the mean of their ab) -> ab in Lab units.
+
+        ``mix`` weights the checkpoints instead (profile variants: ``Routing.mix(name)``);
+        checkpoints of weight 0 are not run.
+        """
         models = self.experts[name]
+        if mix is not None:
+            used = [(m, w) for m, w in zip(models, mix, strict=True) if w > 0]
+            total = used[0][0](l_norm) * used[0][1]
+            for model, weight in used[1:]:
+                total = total + model(l_norm) * weight
+            return total * (AB_SCALE / sum(w for _, w in used))
         total = models[0](l_norm)
         for model in models[1:]:
             total = total + model(l_norm)
@@ -224,8 +291,9 @@ class Pipeline:
         for index, name in enumerate(routing.experts):
             multiple = max(m.size_multiple for m in self.experts[name])
             batches = plan_crops(routing.expert_boxes_small[name], size, margin, multiple)
+            mix = routing.mix(name)
             patches += run_on_crops(
-                lambda x, name=name: self.run_expert(name, x), l_norm, batches, index
+                lambda x, name=name, mix=mix: self.run_expert(name, x, mix), l_norm, batches, index
             )
         return patches
 
@@ -260,9 +328,14 @@ class Pipeline:
         return self._to_rgb(lab, self.merge_routed(lab, routing)[0]), routing
 
     @staticmethod
-    def _to_rgb(lab: LabImage, ab: torch.Tensor) -> np.ndarray:
+    def to_rgb(lab: LabImage, ab: torch.Tensor) -> np.ndarray:
+        """Working-resolution ab (1,2,h,w) joined with the full-resolution L -> float RGB."""
         out = recombine(lab.lightness, ab)
         return out[0].permute(1, 2, 0).float().cpu().numpy()
+
+    @staticmethod
+    def _to_rgb(lab: LabImage, ab: torch.Tensor) -> np.ndarray:
+        return Pipeline.to_rgb(lab, ab)
 
     def colorize(self, image: np.ndarray) -> np.ndarray:
         """H x W x 3 (or H x W gray) uint8 RGB in -> H x W x 3 uint8 RGB out."""
@@ -286,6 +359,6 @@ class Pipeline:
         for index, name in enumerate(routing.experts):
             analysis.merge_weights[name] = used[index].float().cpu().numpy()
             if expert_images:
-                alone = self.run_expert(name, l_norm)
+                alone = self.run_expert(name, l_norm, routing.mix(name))
                 analysis.expert_images[name] = to_uint8(self._to_rgb(lab, alone))
         return analysis

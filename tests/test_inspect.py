@@ -73,14 +73,12 @@ def test_inspect_writes_every_file(tmp_path: Path, expert_dir: Path, capsys) -> 
     assert "<style>" in page and "people 33% (person)" in page
 
 
-def test_inspect_needs_a_pipeline_for_now(tmp_path: Path) -> None:
+def test_inspect_refuses_a_file_as_its_report_folder(tmp_path: Path) -> None:
     Image.fromarray(color_image(16, 16)).save(tmp_path / "photo.png")
-    with pytest.raises(SegcolorError) as err:
-        run_inspect(str(tmp_path / "photo.png"), "-o", str(tmp_path / "r"))
-    assert "\n" not in str(err.value) and "--pipeline YAML" in str(err.value)
     (tmp_path / "file").write_text("x")
     with pytest.raises(SegcolorError, match="needs a folder"):
         run_inspect(str(tmp_path / "photo.png"), "-o", str(tmp_path / "file"))
+    assert (tmp_path / "file").read_text() == "x"
 
 
 def test_real_photo_with_a_person_and_a_dog(

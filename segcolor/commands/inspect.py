@@ -2,6 +2,9 @@
 
 Writes routing.json, overlay.png, expert_<category>.png, weights_<category>.png, colorized.png
 and a self-contained index.html (open it in any browser).
+
+Given a video (a file, or a folder of frames) it writes the routing timeline instead:
+timeline.json (category shares per frame, scene cuts) and timeline.png.
 """
 
 from __future__ import annotations
@@ -9,14 +12,22 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from segcolor.errors import SegcolorError
+
+if TYPE_CHECKING:
+    from segcolor.pipeline import Pipeline
 
 HELP = "show which expert colors which region of a photo (writes an HTML report)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("photo", metavar="PHOTO", help="image file")
+    parser.add_argument(
+        "photo",
+        metavar="PHOTO",
+        help="image file; or a video file / folder of frames for its routing timeline",
+    )
     parser.add_argument(
         "-o",
         "--output",
@@ -52,11 +63,44 @@ def run(args: argparse.Namespace) -> int:
             args.pipeline, device=args.device, working_size=args.working_size
         )
     else:
-        pipeline = Pipeline.default(device=args.device)
+        pipeline = Pipeline.default(
+            device=args.device, working_size=args.working_size, require_router=True
+        )
+    if _is_video(Path(args.photo)):
+        return _inspect_video(pipeline, Path(args.photo), out)
     files = write_inspection(pipeline, args.photo, out)
     summary = _read_summary(files["routing"])
     print(f"{Path(args.photo).name}: {summary}")
     print(f"segcolor: report in {files['index']}", file=sys.stderr)
+    return 0
+
+
+def _is_video(path: Path) -> bool:
+    """A folder of frames, a video file, or an animated GIF."""
+    suffix = path.suffix.lower()
+    if path.is_dir() or suffix in (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi"):
+        return True
+    if suffix == ".gif" and path.is_file():
+        from PIL import Image
+
+        try:
+            with Image.open(path) as image:
+                return getattr(image, "n_frames", 1) > 1
+        except OSError:
+            return False
+    return False
+
+
+def _inspect_video(pipeline: Pipeline, video: Path, out: Path) -> int:
+    """The routing timeline of a video (segmenter and router only, smoothed as in video)."""
+    from segcolor.video.timeline import build_timeline, write_timeline
+
+    timeline = build_timeline(pipeline, video)
+    files = write_timeline(timeline, out)
+    means = timeline.to_dict()["mean_share_percent"]
+    shares = ", ".join(f"{name} {share:.0f}%" for name, share in means.items() if share > 0)
+    print(f"{video.name}: {len(timeline.shares)} frames, {len(timeline.cuts)} cut(s); {shares}")
+    print(f"segcolor: timeline in {files['png']} and {files['json']}", file=sys.stderr)
     return 0
 
 
