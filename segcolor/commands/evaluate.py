@@ -1,0 +1,205 @@
+"""``segcolor evaluate DATA... -o DIR``: how close each method's colors come to the photos' own.
+
+Every color photo is turned into its lightness, colorized by each method (gray, the general
+model, each expert alone, the routed pipeline, the mask oracle) and compared with itself:
+over the whole image and, where a ground-truth mask lies beside the photo, per category
+region. Writes results.md, results.csv, per_photo.csv and contact_sheet.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from segcolor.errors import SegcolorError
+
+HELP = "measure colorization quality against color photos (PSNR, SSIM, ΔE2000, AuC, ...)"
+BASELINES = "gray,general,experts,merged,oracle"  # segcolor.evaluate.methods.DEFAULT_BASELINES
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "data",
+        nargs="+",
+        metavar="DATA",
+        help="color photos: files or folders (recursive); masks beside them "
+        "(<stem>_semantic.png, as in data/eval_masks) add per-category results",
+    )
+    parser.add_argument(
+        "-o", "--output", required=True, metavar="DIR", help="folder for the results (created)"
+    )
+    parser.add_argument(
+        "--pipeline",
+        metavar="YAML",
+        help="routed pipeline YAML (e.g. configs/pipeline.yaml); default: the shipped experts",
+    )
+    parser.add_argument(
+        "--general",
+        metavar="CKPT",
+        help="general-model checkpoint for the 'general' baseline; default: the shipped one",
+    )
+    parser.add_argument(
+        "--baselines",
+        default=BASELINES,
+        metavar="LIST",
+        help=f"methods to compare, comma-separated (default {BASELINES}); 'experts' means "
+        "every expert alone, or name one: expert:people",
+    )
+    parser.add_argument(
+        "--held-out",
+        type=float,
+        metavar="FRAC",
+        help="only photos that training with this validation fraction never used "
+        "(0.1 for the shipped experts and general model)",
+    )
+    parser.add_argument(
+        "--limit",
+        type=int,
+        metavar="N",
+        help="at most N photos per DATA (a fixed pseudo-random subset, by file name)",
+    )
+    parser.add_argument(
+        "--sheet",
+        type=int,
+        default=8,
+        metavar="N",
+        help="rows of the contact sheet: the first N photos (default 8; 0: no sheet)",
+    )
+    parser.add_argument(
+        "--sheet-photos",
+        metavar="NAMES",
+        help="comma-separated file names or stems for the contact sheet instead of the first N",
+    )
+    parser.add_argument("--device", default="auto", help="cuda, mps, cpu or auto (default)")
+    parser.add_argument(
+        "--working-size",
+        type=int,
+        metavar="PX",
+        help="short side at which color is predicted (default: the pipeline YAML's)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help="CPU threads for inference (default: PyTorch's; 1 can be much faster when other "
+        "jobs share the CPU)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _check(args: argparse.Namespace) -> None:
+    if args.held_out is not None and not 0 < args.held_out < 1:
+        raise SegcolorError(f"--held-out must be a fraction in (0, 1), got {args.held_out}")
+    if args.limit is not None and args.limit < 1:
+        raise SegcolorError(f"--limit must be at least 1, got {args.limit}")
+    if args.sheet < 0:
+        raise SegcolorError(f"--sheet must be 0 or more, got {args.sheet}")
+    if args.working_size is not None and args.working_size < 16:
+        raise SegcolorError(f"--working-size must be at least 16, got {args.working_size}")
+    if args.threads is not None and args.threads < 1:
+        raise SegcolorError(f"--threads must be at least 1, got {args.threads}")
+    out = Path(args.output)
+    if out.exists() and not out.is_dir():
+        raise SegcolorError("the results need a folder, but this is a file", out)
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """The command, as a user would retype it (recorded in results.md)."""
+    argv = ["segcolor", "evaluate", *args.data, "-o", args.output]
+    for flag, value in (
+        ("--pipeline", args.pipeline),
+        ("--general", args.general),
+        ("--baselines", None if args.baselines == BASELINES else args.baselines),
+        ("--held-out", args.held_out),
+        ("--limit", args.limit),
+        ("--sheet", None if args.sheet == 8 else args.sheet),
+        ("--sheet-photos", args.sheet_photos),
+        ("--working-size", args.working_size),
+        ("--device", None if args.device == "auto" else args.device),
+        ("--threads", args.threads),
+    ):
+        if value is not None:
+            argv += [flag, str(value)]
+    return shlex.join(argv)
+
+
+def run(args: argparse.Namespace) -> int:
+    _check(args)
+    from segcolor.evaluate import (  # torch is imported only when there is work to do
+        Methods,
+        evaluate,
+        find_photos,
+        parse_methods,
+        write_contact_sheet,
+        write_results,
+    )
+    from segcolor.pipeline import GENERAL_EXPERT, Pipeline
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    refs = find_photos(args.data, held_out=args.held_out, limit=args.limit)
+    if not refs:
+        where = " held out" if args.held_out else ""
+        raise SegcolorError(f"no{where} photos found in {', '.join(args.data)}")
+    if args.pipeline:
+        pipeline = Pipeline.from_config(
+            args.pipeline, device=args.device, working_size=args.working_size
+        )
+    else:
+        pipeline = Pipeline.default(
+            device=args.device, working_size=args.working_size, require_router=True
+        )
+    names = parse_methods(args.baselines, list(pipeline.experts))
+    general = None
+    general_path = Path(args.general) if args.general else GENERAL_EXPERT
+    if "general" in names:
+        if not general_path.is_file():
+            raise SegcolorError(
+                "general model not found: pass --general CKPT, or leave 'general' out of "
+                "--baselines",
+                general_path,
+            )
+        general = Pipeline.from_expert(
+            general_path, device=pipeline.device, working_size=pipeline.working_size
+        )
+    methods = Methods(pipeline, names, general)
+    sheet_photos = [s.strip() for s in (args.sheet_photos or "").split(",") if s.strip()]
+    results = evaluate(
+        refs, methods, sheet=args.sheet, sheet_photos=sheet_photos, progress=not args.quiet
+    )
+    if not results.photos:
+        raise SegcolorError(
+            f"none of the {len(refs)} photos could be evaluated (unreadable or black and white)"
+        )
+    if "oracle" in names and not any(p.masked for p in results.photos):
+        print(
+            "segcolor: note: no photo has a category mask, so there is no oracle", file=sys.stderr
+        )
+    source = pipeline.config.path if pipeline.config and pipeline.config.path else "shipped"
+    context = [
+        f"command: `{command_line(args)}`",
+        f"pipeline: {source}; general: {general_path if general else 'not evaluated'}; "
+        f"working size {pipeline.working_size}",
+    ]
+    out = Path(args.output)
+    files = write_results(results, out, context)
+    if results.sheet and (args.sheet > 0 or sheet_photos):
+        write_contact_sheet(results.sheet, out / "contact_sheet.png")
+    count = len(results.photos)
+    print(
+        f"segcolor: evaluated {count} photos x {len(names)} methods in {results.seconds:.1f} s "
+        f"({results.seconds / count:.2f} s/photo); results in {files['markdown']}",
+        file=sys.stderr,
+    )
+    if results.failures:
+        print(
+            f"segcolor: {len(results.failures)} of {len(refs)} files could not be read and "
+            "were skipped",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
