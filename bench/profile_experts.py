@@ -14,13 +14,16 @@ the comparison is between the experts themselves. Metrics are those of ``segcolo
 (``segcolor.evaluate.metrics``: scikit-image's CIEDE2000 and PSNR, Hasler-Suesstrunk
 colorfulness), on the 8-bit output against the 8-bit ground truth.
 
-    python bench/profile_experts.py                    # all held-out places photos
+    python bench/profile_experts.py                    # the shipped files, all held-out photos
     python bench/profile_experts.py --limit 50         # a quick look
     python bench/profile_experts.py \\
-        --experts "places expert=runs/places/expert.safetensors" \\
+        --experts "places expert=segcolor/weights/places.safetensors" \\
                   "places expert + 3 epochs=runs/profiles/places_all_finetune/expert.safetensors" \\
-        --sets "profile experts=runs/profiles/places_{name}/expert.safetensors" \\
-               "fine-tuned profile experts=runs/profiles/places_{name}_finetune/expert.safetensors"
+        --sets "fine-tuned profile experts=segcolor/weights/places_{name}.safetensors"
+
+The last form is the README's table: the control (configs/profiles/places_all_finetune.yaml,
+trained beside the variants) continues the places expert on all places photos for as long as
+the variants continue on their profile, so any gain of the variants is not just more training.
 
 Set OMP_WAIT_POLICY=PASSIVE on a shared CPU (as ``segcolor train`` does).
 """
@@ -58,24 +61,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--experts",
         nargs="+",
-        default=["places expert=runs/places/expert.safetensors"],
+        default=["places expert=segcolor/weights/places.safetensors"],
         metavar="LABEL=CKPT",
         help="single experts to compare (the first is the baseline)",
     )
     parser.add_argument(
         "--sets",
         nargs="+",
-        default=["profile experts=runs/profiles/places_{name}/expert.safetensors"],
+        default=["shipped profile experts=segcolor/weights/places_{name}.safetensors"],
         metavar="LABEL=PATTERN",
         help="sets of profile experts; {name} in the pattern is the profile name",
     )
-    parser.add_argument("--classifier", default="runs/profiles/classifier/classifier.safetensors")
+    parser.add_argument("--classifier", default="segcolor/weights/places_classifier.safetensors")
     parser.add_argument(
         "--min-probability",
         type=float,
         nargs="+",
         default=[0.1, 0.3],
-        help="variants below this P are not mixed; one row per value (the pipeline's default 0.1)",
+        help="variants below this P are not mixed; one row per value (the shipped pipeline's: 0.3)",
     )
     parser.add_argument("--working-size", type=int, default=256)
     parser.add_argument("--limit", type=int, default=None, help="first N held-out photos only")

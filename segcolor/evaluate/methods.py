@@ -1,9 +1,10 @@
 """The colorizations compared in one run, all from the same converted photo.
 
 ``gray`` (ab = 0), ``general`` (one model for every category), ``expert:<name>`` (one category's
-expert on the whole photo), ``merged`` (the routed pipeline's real output) and ``oracle`` (the
-experts composited by the ground-truth mask, feathered exactly as the routed merge is: what
-merging would give with a perfect router). Each expert runs once per photo on the whole image;
+expert on the whole photo; profile variants mixed by their classifier, as in the pipeline),
+``merged`` (the routed pipeline's real output) and ``oracle`` (the experts composited by the
+ground-truth mask, feathered exactly as the routed merge is: what merging would give with a
+perfect router). Each expert runs once per photo on the whole image;
 the experts-alone rows and the oracle are built from those outputs.
 """
 
@@ -87,7 +88,7 @@ class Methods:
 
         def expert(name: str) -> torch.Tensor:
             if name not in cache:
-                cache[name] = self.pipeline.run_expert(name, l_norm)
+                cache[name] = self.pipeline.run_expert(name, l_norm, self._mix(name, lab))
             return cache[name]
 
         out: dict[str, torch.Tensor] = {}
@@ -106,6 +107,12 @@ class Methods:
             elif method == "oracle" and mask is not None:
                 out[method] = self.oracle(lab, mask, expert)
         return out
+
+    def _mix(self, name: str, lab: LabImage) -> list[float] | None:
+        """A profiled expert's variants mixed by its classifier, as the pipeline mixes them
+        (so ``expert:places`` and the oracle color like the merge would); None otherwise."""
+        gate = self.pipeline.router.gates.get(name) if self.pipeline.router else None
+        return gate.choose(lab.l_small.float()).mix() if gate is not None else None
 
     def oracle_weights(self, mask: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
         """(E,h,w) weights from the mask: each category's pixels to its expert, ignored ones to
