@@ -2,10 +2,11 @@
 
     python bench/examples.py -o docs/figures/examples.png
 
-Rows: COCO photos with several subjects and one of each category, Flickr8k scenes with people
-and animals together, and real historical photos (no ground truth: that cell stays blank). The
-figure is built from the shared photos, whose licences are mostly research-only, so it is
-written to an ignored folder and never committed; this script regenerates it.
+Rows: COCO photos with several subjects, a Flickr8k scene with a person and a dog, one held-out
+photo of each category (never trained on), and real historical photos (no ground truth: that
+cell stays blank). The figure is built from the shared photos, whose licences are mostly
+research-only, so it is written to an ignored folder and never committed; this script
+regenerates it.
 """
 
 from __future__ import annotations
@@ -17,16 +18,22 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from segcolor.io.images import load_image, save_image
+from segcolor.io.images import find_images, load_image, save_image
 from segcolor.paths import shared_dir
 from segcolor.pipeline import GENERAL_EXPERT, Pipeline, to_uint8
 from segcolor.report.overlay import category_colors, render_overlay
+from segcolor.train.data import is_held_out, split_score
 
+HELD_OUT = ""  # the category folder's first held-out photo (by split score: none was trained on)
 # (folder under data/, file name): chosen to show several subjects, each category, and old photos
 ROWS = [
     ("eval_masks/coco_taming_train100", "000000010005.jpg"),
     ("eval_masks/coco128", "000000000025.jpg"),
     ("multi_subject_nomask", "flickr8k_1003163366_44323f5815.jpg"),
+    ("train/people", HELD_OUT),
+    ("train/birds", HELD_OUT),
+    ("train/animals", HELD_OUT),
+    ("train/places", HELD_OUT),
     ("historical_bw", "ddcolor_February_1936_Nipomo_Calif_Destitute_pea_pickers_living_in_t.png"),
     ("historical_bw", "ddcolor_Detroit_circa_1915.png"),
     ("historical_bw", "bopbtl_early_10.png"),
@@ -76,6 +83,10 @@ def main() -> int:
     rows = []
     for folder, name in ROWS:
         path = root / "data" / folder / name
+        if name == HELD_OUT and path.is_dir():
+            held_out = [f for f in find_images(path) if is_held_out(f, 0.1)]
+            path = min(held_out, key=split_score) if held_out else path / "(none held out)"
+            name = path.name
         if not path.is_file():
             print(f"skipping {path}: not found", file=sys.stderr)
             continue

@@ -11,6 +11,7 @@ import skimage.color
 import torch
 from PIL import Image
 
+from segcolor import pipeline as pipeline_module
 from segcolor.cli import main
 from segcolor.errors import ConfigError, SegcolorError
 from segcolor.experts import create_expert, load_expert, save_expert
@@ -202,10 +203,13 @@ def test_single_expert_pipeline_is_unchanged(expert_dir: Path) -> None:
         pipeline.route(color_image(20, 24))
 
 
-def test_default_pipeline_is_a_clear_placeholder() -> None:
+def test_missing_shipped_experts_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pipeline_module, "DEFAULT_PIPELINE", tmp_path / "pipeline.yaml")
     with pytest.raises(SegcolorError) as err:
         Pipeline.default()
-    assert "\n" not in str(err.value) and "from_config" in str(err.value)
+    assert "\n" not in str(err.value) and "no shipped experts" in str(err.value)
 
 
 def test_config_errors_surface_before_any_work(tmp_path: Path, expert_dir: Path) -> None:
@@ -256,7 +260,7 @@ def test_show_routing_needs_a_pipeline(tmp_path: Path, expert_dir: Path, capsys)
         ]
     )
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(err) == 1 and "--pipeline" in err[0]
+    assert code == 2 and len(err) == 1 and "routed pipeline" in err[0]
 
 
 def test_missing_segmenter_weights_is_one_line(

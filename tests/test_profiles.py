@@ -530,3 +530,22 @@ def test_video_keeps_a_shots_profile_steady(
             assert resumed.state()["profile_places"] == pytest.approx([0.1, 0.1, 0.8], abs=1e-6)
     assert chosen["naive"] == ["gray", "gray", "green", "gray", "green", "green"]
     assert chosen["steady"] == ["gray", "gray", "gray", "gray", "green", "green"]
+
+
+def test_evaluation_mixes_profile_variants_as_the_pipeline_does(
+    variant_dir: Path, tmp_path: Path
+) -> None:
+    """``expert:places`` in `segcolor evaluate` is the classifier's mix of the variants (0.7 /
+    0.2 / 0.1 here, cold-blue and green kept at min_probability 0.15), not their plain mean."""
+    from segcolor.color.lab import normalize_l
+    from segcolor.evaluate.methods import Methods
+
+    path = profiled_yaml(tmp_path, variant_dir, "      min_probability: 0.15\n")
+    pipeline = Pipeline.from_config(path, device="cpu")
+    image = (np.random.default_rng(1).random((36, 60)) * 255).astype(np.uint8)
+    lab = pipeline.lab(np.repeat(image[..., None], 3, 2))
+    out = Methods(pipeline, ["expert:places"]).run(lab, None)["expert:places"]
+    l_norm = normalize_l(lab.l_small)
+    mixed = pipeline.run_expert("places", l_norm, [0.7 / 0.9, 0.2 / 0.9, 0.0])
+    torch.testing.assert_close(out, mixed, atol=0.02, rtol=0)  # Lab units; P is 0.7 +- 1e-3
+    assert (out - pipeline.run_expert("places", l_norm)).abs().max() > 0.2  # != plain mean

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -46,10 +47,17 @@ categories:
 
 
 def test_shipped_config_maps_voc_classes(tmp_path: Path) -> None:
-    text = (REPO / "configs" / "pipeline.yaml").read_text()
+    # the template points at the shipped experts; here at stand-ins in tmp_path/experts
+    text = (
+        (REPO / "configs" / "pipeline.yaml").read_text().replace("../segcolor/weights/", "experts/")
+    )
     (tmp_path / "experts").mkdir()
     for name in ("people", "birds", "animals", "places"):
         (tmp_path / "experts" / f"{name}.safetensors").write_bytes(b"x")
+    for profile in ("gray", "cold-blue", "warm-orange", "green"):
+        (tmp_path / "experts" / f"places_{profile}.safetensors").write_bytes(b"x")
+    classifier = "places_classifier.safetensors"  # its card names the profiles: a real one
+    shutil.copy(REPO / "segcolor" / "weights" / classifier, tmp_path / "experts" / classifier)
     path = tmp_path / "pipeline.yaml"
     path.write_text(text)
     config = load_pipeline_config(path)
@@ -279,3 +287,26 @@ def test_regions_json_ready() -> None:
     assert [r["category"] for r in data["regions"]] == ["people", "animals"]
     assert data["regions"][0]["bbox_xyxy"] == [0, 0, 30, 40]
     assert {e["category"] for e in data["experts"]} == {"people", "animals"}
+
+
+def test_template_config_is_the_shipped_pipeline() -> None:
+    """configs/pipeline.yaml (the template users copy) describes what Pipeline.default() runs."""
+    template = load_pipeline_config(REPO / "configs" / "pipeline.yaml")
+    shipped = load_pipeline_config(REPO / "segcolor" / "weights" / "pipeline.yaml")
+
+    def described(config):
+        return [
+            (
+                c.name,
+                c.classes,
+                [p.resolve() for p in c.checkpoints],
+                c.variants,
+                c.classifier.resolve() if c.classifier else None,
+                c.min_probability,
+            )
+            for c in config.categories
+        ]
+
+    assert described(template) == described(shipped)  # same classes and the same checkpoints
+    assert (template.router, template.merge) == (shipped.router, shipped.merge)
+    assert (template.working_size, template.fallback) == (shipped.working_size, shipped.fallback)

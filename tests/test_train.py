@@ -92,12 +92,18 @@ def test_yaml_overrides_defaults_and_flags_override_yaml(tmp_path):
     assert cfg["name"] == "c" and cfg["category"] == "c" and cfg["out"] == str(Path("runs/c"))
 
 
-def test_category_configs_are_valid_full_runs():
+def test_shipped_recipes_share_one_budget():
+    """The four experts and the general model differ only in their data (a fair comparison)."""
+    general = load_config(REPO / "configs" / "experts" / "general.yaml")
+    assert general["data"]["root"] == "data/train"
     for category in ("people", "birds", "animals", "places"):
         cfg = load_config(REPO / "configs" / "experts" / f"{category}.yaml")
-        assert cfg["category"] == category
+        assert cfg["category"] == category and cfg["out"] == str(Path("runs") / category)
         assert cfg["data"]["root"] == f"data/train/{category}"
-        assert 128 <= cfg["data"]["size"] <= 176 and 20 <= cfg["train"]["epochs"] <= 30
+        for section in ("model", "loss", "optim", "train"):
+            assert cfg[section] == general[section], section
+        assert cfg["data"]["size"] == general["data"]["size"] >= 64
+        assert cfg["data"]["val_fraction"] == general["data"]["val_fraction"] > 0
 
 
 @pytest.mark.parametrize(

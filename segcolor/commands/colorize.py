@@ -1,7 +1,9 @@
 """``segcolor colorize INPUT... -o OUT``: files or folders in, colorized images out.
 
-``--expert CKPT`` colors every pixel with one expert; ``--pipeline YAML`` routes each region to
-its category's expert (``--show-routing`` prints what went where, one line per image).
+By default the shipped pipeline routes each region to its category's shipped expert (without the
+segmenter's weights: the shipped general model, with a warning). ``--pipeline YAML`` routes to
+your own experts; ``--expert CKPT`` colors every pixel with one expert. ``--show-routing``
+prints what went where, one line per image.
 """
 
 from __future__ import annotations
@@ -34,13 +36,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument(
         "--pipeline",
         metavar="YAML",
-        help="route regions to category experts (e.g. configs/pipeline.yaml)",
+        help="route regions to the category experts a YAML names (e.g. configs/pipeline.yaml); "
+        "default: the shipped experts",
     )
     parser.add_argument(
         "--show-routing",
         action="store_true",
-        help="with --pipeline: print each image's categories, e.g. "
-        "'photo.jpg: people 23%% (person), places 77%%'",
+        help="print each image's categories, e.g. 'photo.jpg: people 23%% (person), places 77%%'",
     )
     parser.add_argument("--device", default="auto", help="cuda, mps, cpu or auto (default)")
     parser.add_argument(
@@ -85,13 +87,8 @@ def plan_outputs(inputs: list[str], output: str, fmt: str | None) -> list[tuple[
 
 
 def run(args: argparse.Namespace) -> int:
-    if not args.expert and not args.pipeline:
-        raise SegcolorError(
-            "no expert given: pass --expert CKPT or --pipeline YAML "
-            "(train experts with `segcolor train`)"
-        )
-    if args.show_routing and not args.pipeline:
-        raise SegcolorError("--show-routing needs --pipeline YAML (one expert has no routing)")
+    if args.show_routing and args.expert:
+        raise SegcolorError("--show-routing needs a routed pipeline (one --expert has no routing)")
     if args.working_size is not None and args.working_size < 16:
         raise SegcolorError(f"--working-size must be at least 16, got {args.working_size}")
     plan = plan_outputs(args.inputs, args.output, args.format)
@@ -101,16 +98,18 @@ def run(args: argparse.Namespace) -> int:
         pipeline = Pipeline.from_config(
             args.pipeline, device=args.device, working_size=args.working_size
         )
-    else:
+    elif args.expert:
         pipeline = Pipeline.from_expert(
             args.expert, device=args.device, working_size=args.working_size or 256
         )
+    else:
+        pipeline = Pipeline.default(device=args.device, working_size=args.working_size)
     failures: list[str] = []
     progress = tqdm(plan, desc="colorize", unit="img", disable=len(plan) < 2, file=sys.stderr)
     for src, dst in progress:
         try:
             image = load_image(src)
-            if args.show_routing:
+            if args.show_routing and pipeline.routed:
                 rgb, routing = pipeline.colorize_routed(image.rgb)
                 tqdm.write(f"{src}: {routing.summary()}", file=sys.stdout)
             else:
