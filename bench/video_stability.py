@@ -259,6 +259,8 @@ def main() -> int:
     parser.add_argument("--real-frames", type=int, default=45, help="frames per real clip")
     parser.add_argument("--no-real", action="store_true", help="synthetic clips only")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    parser.add_argument("--routing-alpha", type=float, help="stabilizer setting (default: video's)")
+    parser.add_argument("--color-alpha", type=float, help="stabilizer setting (default: video's)")
     args = parser.parse_args()
     if not (SHARED / "data").is_dir():
         print(f"no shared data under {SHARED} (set SEGCOLOR_SHARED_DIR)", file=sys.stderr)
@@ -281,7 +283,12 @@ def main() -> int:
         else:
             pipeline = Pipeline.default(device=args.device)
             experts = "shipped experts (Pipeline.default())"
-    options = {"naive": StabilizerOptions(enabled=False), "stabilized": StabilizerOptions()}
+    steady = {
+        k: v
+        for k, v in (("routing_alpha", args.routing_alpha), ("color_alpha", args.color_alpha))
+        if v
+    }
+    options = {"naive": StabilizerOptions(enabled=False), "stabilized": StabilizerOptions(**steady)}
     clips: list[Clip] = []
     for photo in pick_photos(args.photos):
         clips += [synthetic_clip(photo, kind, args.frames) for kind in ("pan", "zoom")]

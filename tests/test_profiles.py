@@ -507,7 +507,8 @@ def test_video_keeps_a_shots_profile_steady(
     says = [(0.8, 0.1, 0.1), (0.8, 0.1, 0.1), (0.1, 0.1, 0.8), (0.8, 0.1, 0.1)]
     says += [(0.1, 0.1, 0.8), (0.1, 0.1, 0.8)]  # the second shot: truly green
     chosen = {}
-    for mode, options in (("naive", StabilizerOptions(enabled=False)), ("steady", None)):
+    steady_options = StabilizerOptions(routing_alpha=0.3)
+    for mode, options in (("naive", StabilizerOptions(enabled=False)), ("steady", steady_options)):
         pipeline = Pipeline.from_config(profiled_yaml(tmp_path, variant_dir), device="cpu")
         gate = pipeline.router.gates["places"]
         answers = iter(says)
@@ -525,7 +526,7 @@ def test_video_keeps_a_shots_profile_steady(
             assert steady["green"] == pytest.approx(0.1 + 0.3 * 0.7, abs=1e-6)  # routing_alpha
             state = stabilizer.state()
             assert state["profile_places"] == pytest.approx([0.1, 0.1, 0.8], abs=1e-6)  # shot 2
-            resumed = Stabilizer(pipeline)
+            resumed = Stabilizer(pipeline, steady_options)
             resumed.load_state(state)
             assert resumed.state()["profile_places"] == pytest.approx([0.1, 0.1, 0.8], abs=1e-6)
     assert chosen["naive"] == ["gray", "gray", "green", "gray", "green", "green"]

@@ -269,9 +269,12 @@ def test_stabilizer_cuts_flicker_of_noisy_predictions() -> None:
 
 
 def test_stabilizer_keeps_regions_on_their_expert() -> None:
+    """At routing_alpha 0.3 flips halve (the default, 0.5, trades some of that for accuracy:
+    on the real segmenter, bench/video_stability.py measures both)."""
     frames = pan_frames(12, seed=5)
     flips = {}
-    for name, options in (("naive", StabilizerOptions(enabled=False)), ("steady", None)):
+    steady = StabilizerOptions(routing_alpha=0.3)
+    for name, options in (("naive", StabilizerOptions(enabled=False)), ("steady", steady)):
         stabilizer = Stabilizer(fake_pipeline(seg_noise=3.0), options)
         maps = [stabilizer.process(f, colorize=False).routing.category_map_small for f in frames]
         # the camera moves 1 px right per frame: compare each map with the previous one moved

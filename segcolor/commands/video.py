@@ -50,14 +50,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--routing-alpha",
         type=float,
         metavar="A",
-        help="weight of a new frame's segmentation in the running mean (default 0.3; "
+        help="weight of a new frame's segmentation in the running mean (default 0.5; "
         "lower keeps regions on their expert longer)",
     )
     steady.add_argument(
         "--color-alpha",
         type=float,
         metavar="A",
-        help="weight of a new frame's colors where motion is trusted (default 0.15; 1 = none "
+        help="weight of a new frame's colors where motion is trusted (default 0.3; 1 = none "
         "carried over)",
     )
     steady.add_argument(
