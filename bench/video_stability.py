@@ -261,6 +261,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     parser.add_argument("--routing-alpha", type=float, help="stabilizer setting (default: video's)")
     parser.add_argument("--color-alpha", type=float, help="stabilizer setting (default: video's)")
+    parser.add_argument("--profile-alpha", type=float, help="stabilizer setting (default: video's)")
     args = parser.parse_args()
     if not (SHARED / "data").is_dir():
         print(f"no shared data under {SHARED} (set SEGCOLOR_SHARED_DIR)", file=sys.stderr)
@@ -285,7 +286,11 @@ def main() -> int:
             experts = "shipped experts (Pipeline.default())"
     steady = {
         k: v
-        for k, v in (("routing_alpha", args.routing_alpha), ("color_alpha", args.color_alpha))
+        for k, v in (
+            ("routing_alpha", args.routing_alpha),
+            ("color_alpha", args.color_alpha),
+            ("profile_alpha", args.profile_alpha),
+        )
         if v
     }
     options = {"naive": StabilizerOptions(enabled=False), "stabilized": StabilizerOptions(**steady)}

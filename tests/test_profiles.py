@@ -507,7 +507,7 @@ def test_video_keeps_a_shots_profile_steady(
     says = [(0.8, 0.1, 0.1), (0.8, 0.1, 0.1), (0.1, 0.1, 0.8), (0.8, 0.1, 0.1)]
     says += [(0.1, 0.1, 0.8), (0.1, 0.1, 0.8)]  # the second shot: truly green
     chosen = {}
-    steady_options = StabilizerOptions(routing_alpha=0.3)
+    steady_options = StabilizerOptions(profile_alpha=0.3)  # the default, 1, keeps each frame's
     for mode, options in (("naive", StabilizerOptions(enabled=False)), ("steady", steady_options)):
         pipeline = Pipeline.from_config(profiled_yaml(tmp_path, variant_dir), device="cpu")
         gate = pipeline.router.gates["places"]
@@ -523,7 +523,7 @@ def test_video_keeps_a_shots_profile_steady(
         chosen[mode] = [r.routing.profiles["places"].chosen for r in results]
         if mode == "steady":
             steady = results[2].routing.profiles["places"].probabilities
-            assert steady["green"] == pytest.approx(0.1 + 0.3 * 0.7, abs=1e-6)  # routing_alpha
+            assert steady["green"] == pytest.approx(0.1 + 0.3 * 0.7, abs=1e-6)  # profile_alpha
             state = stabilizer.state()
             assert state["profile_places"] == pytest.approx([0.1, 0.1, 0.8], abs=1e-6)  # shot 2
             resumed = Stabilizer(pipeline, steady_options)

@@ -61,6 +61,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "carried over)",
     )
     steady.add_argument(
+        "--profile-alpha",
+        type=float,
+        metavar="A",
+        help="weight of a new frame's P(profile) in the shot's running mean (default 1: each "
+        "frame's own; lower holds a profiled expert's variants longer)",
+    )
+    steady.add_argument(
         "--cut-threshold",
         type=float,
         metavar="T",
@@ -99,6 +106,7 @@ def _options(args: argparse.Namespace) -> tuple:
     given = {
         "routing_alpha": args.routing_alpha,
         "color_alpha": args.color_alpha,
+        "profile_alpha": args.profile_alpha,
         "cut_threshold": args.cut_threshold,
         "flow_preset": args.flow,
     }  # flags left out keep StabilizerOptions' defaults (the help repeats them)

@@ -8,8 +8,8 @@ Per frame, at the pipeline's working resolution:
 3. class probabilities: the previous running mean, moved along the flow, blended with this
    frame's (``routing_alpha`` of the new one where the flow is trusted, all of it where not),
    so a region keeps its expert unless the picture really changes; a profiled expert's
-   P(profile | frame) is a running mean too (``routing_alpha`` of the new frame's), so its
-   variants do not swap within a shot;
+   P(profile | frame) can be a running mean too (``profile_alpha`` of the new frame's; by
+   default each frame's own: the carried colors already keep a variant swap from flickering);
 4. the routed experts' ab, blended the same way with the previous result moved along the flow
    (``color_alpha``).
 
@@ -39,17 +39,20 @@ class StabilizerOptions:
 
     enabled: bool = True
     # Weights of a new frame where the flow is trusted. bench/video_stability.py, 12 synthetic
-    # pan/zoom clips with the shipped experts (naive: flicker 1.88, dE00 14.46): 0.3 / 0.15 gave
-    # flicker 0.60 and dE00 14.62; 0.3 / 0.3 gave 0.76 and 14.57; these give 0.83 and 14.50.
-    routing_alpha: float = 0.5  # class probabilities and P(profile)
+    # pan/zoom clips with the shipped experts (naive: flicker 1.88, dE00 14.46): routing / color
+    # 0.3 / 0.15 gave flicker 0.60 and dE00 14.62; 0.5 / 0.3 gave 0.83 and 14.50 with P(profile)
+    # averaged at 0.5 too, and 0.89 and 14.45 with P(profile) per frame (profile_alpha 1): the
+    # carried colors already steady a variant swap, and averaging P(profile) cost accuracy.
+    routing_alpha: float = 0.5  # class probabilities
     color_alpha: float = 0.3  # the propagated ab
+    profile_alpha: float = 1.0  # a profiled expert's P(profile | frame); 1 = each frame's own
     cut_threshold: float = DEFAULT_CUT_THRESHOLD  # scene-cut score above which state resets
     flow_preset: str = "medium"  # DIS preset: ultrafast, fast, medium
     flow_tolerance: float = 1.0  # px of forward-backward disagreement where trust is 1/e
     lightness_tolerance: float = 2.5  # L units of motion-compensated change where trust is 1/e
 
     def __post_init__(self) -> None:
-        for name in ("routing_alpha", "color_alpha"):
+        for name in ("routing_alpha", "color_alpha", "profile_alpha"):
             value = getattr(self, name)
             if not 0.0 < value <= 1.0:
                 raise ValueError(f"{name} must be in (0, 1], got {value}")
@@ -163,7 +166,7 @@ class Stabilizer:
             now = np.array([choice.probabilities[p] for p in gate.profiles])
             mean = self._profiles.get(expert)
             if update:
-                alpha = self.options.routing_alpha
+                alpha = self.options.profile_alpha
                 mean = now if fresh or mean is None else mean + alpha * (now - mean)
                 self._profiles[expert] = mean
             elif mean is None:
