@@ -9,6 +9,9 @@ output wobbles with film grain.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from fractions import Fraction
 from itertools import pairwise
 from pathlib import Path
@@ -367,6 +370,27 @@ def test_changed_settings_refuse_to_mix_chunks(
         colorize_video(pipeline, clip, out, StabilizerOptions(color_alpha=0.5), QUICK)
     restart = RunOptions(chunk_frames=4, restart=True, progress=False)
     colorize_video(pipeline, clip, out, StabilizerOptions(color_alpha=0.5), restart)
+
+
+def test_a_second_run_on_the_same_output_is_refused(
+    tmp_path: Path, clip: Path, pipeline: Pipeline
+) -> None:
+    """Two runs writing one output would interleave chunks: the second is refused while the
+    first's process lives; a lock whose process is gone (killed) is taken over."""
+    out = tmp_path / "out.mp4"
+    work = work_dir_for(out)
+    kept = RunOptions(chunk_frames=5, keep_work=True, progress=False)  # QUICK, work kept
+    colorize_video(pipeline, clip, out, options=kept)
+    assert not (work / "lock").exists()  # released when the run ends
+    (work / "lock").write_text(str(os.getppid()))  # a live process holds it
+    with pytest.raises(SegcolorError, match="another segcolor video"):
+        colorize_video(pipeline, clip, out, options=QUICK)
+    assert (work / "lock").read_text() == str(os.getppid())  # not taken from its owner
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (work / "lock").write_text(str(dead.pid))
+    summary = colorize_video(pipeline, clip, out, options=QUICK)
+    assert summary.frames > 0 and not work.exists()
 
 
 # ---------------------------------------------------------------- errors

@@ -19,6 +19,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import shutil
 import sys
 import time
@@ -82,6 +83,23 @@ def work_dir_for(output: Path) -> Path:
     return output.parent / f"{output.name}{WORK_SUFFIX}"
 
 
+def _lock_owner(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _is_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
+
+
 class WorkDir:
     """Finished chunks, saved stabilizer states and the run's manifest."""
 
@@ -95,11 +113,13 @@ class WorkDir:
         if self.root.exists() and not self.root.is_dir():
             raise SegcolorError("work folder name is taken by a file", self.root)
         if self.root.is_dir():
+            self._lock()  # before touching anything: another run may be writing here
             manifest = self._read_manifest()
             if manifest.get("fingerprint") == fingerprint and not restart:
                 self._clean_temporaries()
                 return manifest
             if not restart:
+                self.unlock()
                 raise SegcolorError(
                     "holds chunks of a different run (input, pipeline or settings changed); "
                     "pass --restart to discard them",
@@ -107,9 +127,39 @@ class WorkDir:
                 )
             shutil.rmtree(self.root)
         self.root.mkdir(parents=True)
+        self._lock()
         manifest = {"version": FORMAT_VERSION, "fingerprint": fingerprint, "frames": None}
         self.write_manifest(manifest)
         return manifest
+
+    @property
+    def lock_path(self) -> Path:
+        return self.root / "lock"
+
+    def _lock(self) -> None:
+        """Claim the folder for this process: a second `segcolor video` writing the same output
+        would interleave chunks. A lock left by a process that no longer runs is taken over."""
+        for _ in range(2):
+            try:
+                fd = os.open(self.lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                owner = _lock_owner(self.lock_path)
+                if owner is not None and owner != os.getpid() and _is_running(owner):
+                    raise SegcolorError(
+                        f"another segcolor video (pid {owner}) is writing this output; wait for "
+                        "it to finish or stop it",
+                        self.root,
+                    ) from None
+                self.lock_path.unlink(missing_ok=True)  # stale: its process is gone
+                continue
+            with os.fdopen(fd, "w") as handle:
+                handle.write(str(os.getpid()))
+            return
+        raise SegcolorError("could not lock the work folder", self.root)
+
+    def unlock(self) -> None:
+        if _lock_owner(self.lock_path) == os.getpid():
+            self.lock_path.unlink(missing_ok=True)
 
     def _read_manifest(self) -> dict:
         try:
@@ -234,6 +284,23 @@ def colorize_video(
     work = WorkDir(work_dir_for(spec.path), spec)
     run_id = fingerprint(pipeline, reader, spec, stabilizer, options)
     manifest = work.prepare(run_id, options.restart)
+    try:
+        return _run(pipeline, reader, info, spec, work, manifest, stabilizer, options)
+    finally:
+        work.unlock()
+
+
+def _run(
+    pipeline: Pipeline,
+    reader: VideoReader,
+    info: VideoInfo,
+    spec: OutputSpec,
+    work: WorkDir,
+    manifest: dict,
+    stabilizer: StabilizerOptions,
+    options: RunOptions,
+) -> RunSummary:
+    """The locked part of ``colorize_video``: the missing chunks, then the output."""
     size = options.chunk_frames
     done = work.finished_prefix()
     total = manifest.get("frames")
