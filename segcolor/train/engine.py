@@ -86,6 +86,16 @@ class TrainingInterrupted(KeyboardInterrupt):
     """Ctrl-C or SIGTERM during training; ``str()`` says what was saved and how to go on."""
 
 
+def interrupted(epoch: int, saved: int, out: Path) -> TrainingInterrupted:
+    """What Ctrl-C in epoch ``epoch`` (0-based) leaves: ``saved`` epochs checkpointed in ``out``."""
+    what = (
+        f"the checkpoint of epoch {saved} is in {out / CHECKPOINT}: rerun with --resume to continue"
+        if saved
+        else "no epoch was completed, nothing is saved"
+    )
+    return TrainingInterrupted(f"interrupted in epoch {epoch + 1}; {what}")
+
+
 class RawOutput(nn.Module):
     """``expert.forward_padded`` as ``forward``, so DDP sees (and syncs) the training call."""
 
@@ -662,12 +672,6 @@ def fit(
                 log.info(epoch_line(record, epochs))
             saved = epoch + 1
     except KeyboardInterrupt:
-        what = (
-            f"the checkpoint of epoch {saved} is in {out / CHECKPOINT}: rerun with --resume "
-            "to continue"
-            if saved
-            else "no epoch was completed, nothing is saved"
-        )
-        raise TrainingInterrupted(f"interrupted in epoch {epoch + 1}; {what}") from None
+        raise interrupted(epoch, saved, out) from None
     distributed.barrier(info)
     return history

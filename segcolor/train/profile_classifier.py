@@ -246,8 +246,8 @@ def fit_classifier(
         CHECKPOINT,
         CHECKPOINT_FORMAT,
         METRICS,
-        TrainingInterrupted,
         amp_dtype,
+        interrupted,
         lr_factor,
         rng_state,
         seed_everything,
@@ -404,13 +404,7 @@ def fit_classifier(
                 log.info(_epoch_line(record, epochs))
             saved = epoch + 1
     except KeyboardInterrupt:
-        what = (
-            f"the checkpoint of epoch {saved} is in {out / CHECKPOINT}: rerun with --resume "
-            "to continue"
-            if saved
-            else "no epoch was completed, nothing is saved"
-        )
-        raise TrainingInterrupted(f"interrupted in epoch {epoch + 1}; {what}") from None
+        raise interrupted(epoch, saved, out) from None
     distributed.barrier(info)
     if info.is_main and history and "val_confusion" in history[-1]:
         log.info(
