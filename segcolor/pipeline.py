@@ -204,6 +204,25 @@ class Pipeline:
                 GENERAL_EXPERT, device=device, working_size=working_size or config.working_size
             )
 
+    @classmethod
+    def load(
+        cls,
+        config: str | Path | None = None,
+        expert: str | Path | None = None,
+        *,
+        device: torch.device | str | None = None,
+        working_size: int | None = None,
+        require_router: bool = False,
+    ) -> Pipeline:
+        """The pipeline a command line names: a YAML, else one expert, else the shipped one
+        (``require_router``: see ``default``). ``working_size`` None keeps the YAML's."""
+        if config:
+            return cls.from_config(config, device=device, working_size=working_size)
+        if expert:
+            size = working_size or DEFAULT_WORKING_SIZE
+            return cls.from_expert(expert, device=device, working_size=size)
+        return cls.default(device, working_size, require_router=require_router)
+
     @property
     def routed(self) -> bool:
         return self.router is not None

@@ -94,16 +94,9 @@ def run(args: argparse.Namespace) -> int:
     plan = plan_outputs(args.inputs, args.output, args.format)
     from segcolor.pipeline import Pipeline  # torch is imported only when there is work to do
 
-    if args.pipeline:
-        pipeline = Pipeline.from_config(
-            args.pipeline, device=args.device, working_size=args.working_size
-        )
-    elif args.expert:
-        pipeline = Pipeline.from_expert(
-            args.expert, device=args.device, working_size=args.working_size or 256
-        )
-    else:
-        pipeline = Pipeline.default(device=args.device, working_size=args.working_size)
+    pipeline = Pipeline.load(
+        args.pipeline, args.expert, device=args.device, working_size=args.working_size
+    )
     failures: list[str] = []
     progress = tqdm(plan, desc="colorize", unit="img", disable=len(plan) < 2, file=sys.stderr)
     for src, dst in progress:

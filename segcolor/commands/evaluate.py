@@ -145,14 +145,9 @@ def run(args: argparse.Namespace) -> int:
     if not refs:
         where = " held out" if args.held_out else ""
         raise SegcolorError(f"no{where} photos found in {', '.join(args.data)}")
-    if args.pipeline:
-        pipeline = Pipeline.from_config(
-            args.pipeline, device=args.device, working_size=args.working_size
-        )
-    else:
-        pipeline = Pipeline.default(
-            device=args.device, working_size=args.working_size, require_router=True
-        )
+    pipeline = Pipeline.load(
+        args.pipeline, device=args.device, working_size=args.working_size, require_router=True
+    )
     names = parse_methods(args.baselines, list(pipeline.experts))
     general = None
     general_path = Path(args.general) if args.general else GENERAL_EXPERT

@@ -58,14 +58,9 @@ def run(args: argparse.Namespace) -> int:
     from segcolor.pipeline import Pipeline  # heavy imports only when there is work to do
     from segcolor.report import write_inspection
 
-    if args.pipeline:
-        pipeline = Pipeline.from_config(
-            args.pipeline, device=args.device, working_size=args.working_size
-        )
-    else:
-        pipeline = Pipeline.default(
-            device=args.device, working_size=args.working_size, require_router=True
-        )
+    pipeline = Pipeline.load(
+        args.pipeline, device=args.device, working_size=args.working_size, require_router=True
+    )
     if _is_video(Path(args.photo)):
         return _inspect_video(pipeline, Path(args.photo), out)
     files = write_inspection(pipeline, args.photo, out)

@@ -142,16 +142,9 @@ def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    if args.pipeline:
-        pipeline = Pipeline.from_config(
-            args.pipeline, device=args.device, working_size=args.working_size
-        )
-    elif args.expert:
-        pipeline = Pipeline.from_expert(
-            args.expert, device=args.device, working_size=args.working_size or 256
-        )
-    else:
-        pipeline = Pipeline.default(device=args.device, working_size=args.working_size)
+    pipeline = Pipeline.load(
+        args.pipeline, args.expert, device=args.device, working_size=args.working_size
+    )
     summary = colorize_video(pipeline, args.input, args.output, stabilizer, options)
     info = summary.info
     parts = [f"{summary.frames} frames, {info.width}x{info.height}, {float(info.fps):.4g} fps"]
