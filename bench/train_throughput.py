@@ -1,4 +1,5 @@
-"""Throughput of the expert archs: training images/s and inference ms per 512x512 image.
+"""Throughput of the expert archs (training images/s, inference ms per 512x512 image), and of
+the training data: photos/s from raw JPEG folders vs from the routed training cache.
 
 Training steps are the real ones (``segcolor.train.engine.train_step``: Lab conversion, the
 default rare-color loss, AdamW; AMP on CUDA) on synthetic RGB batches, so data loading is not
@@ -8,6 +9,11 @@ the default layout for inference too).
 
     python bench/train_throughput.py                 # CPU, and CUDA when there is one
     python bench/train_throughput.py --device cuda --steps 20
+    python bench/train_throughput.py --data 2000     # + data loading: JPEGs vs the cache
+
+``--data N`` reads N training photos of the shared folders both ways (one loader process, as
+the routed configs use) and also times whole epochs' worth of loader + training steps, so the
+table shows whether an epoch is bound by decoding or by compute.
 
 ``segcolor train`` runs with OMP_WAIT_POLICY=PASSIVE (see ``segcolor/commands/train.py``); set it
 here too to compare like with like on a shared CPU. The header shows it and the load average.
@@ -33,7 +39,8 @@ from segcolor.experts import Expert, create_expert
 from segcolor.train.engine import RawOutput, amp_dtype, train_step
 from segcolor.train.losses import create_loss
 
-ARCHS = ("resnet18_unet", "resnet18_unet_deep")
+ARCHS = ("resnet18_unet", "resnet18_unet_semantic", "resnet18_unet_deep")
+FOLDERS = ("people", "birds", "animals", "places")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -51,6 +58,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=3, help="timed training steps")
     parser.add_argument("--infer-size", type=int, default=512)
     parser.add_argument("--infer-runs", type=int, default=3, help="timed inference runs")
+    parser.add_argument(
+        "--data", type=int, default=0, metavar="N", help="also time loading N training photos"
+    )
+    parser.add_argument("--workers", type=int, default=1, help="loader processes for --data")
     parser.add_argument(
         "--amp",
         default="auto",
@@ -94,9 +105,15 @@ def train_images_per_s(arch: str, device: torch.device, args: argparse.Namespace
     criterion = create_loss({"kind": "rebalanced"}, uniform).to(device)
     amp = amp_dtype(args.amp, device)
     scaler = torch.amp.GradScaler(device.type, enabled=amp is torch.float16)
-    rgb = torch.rand(args.batch_size, 3, args.size, args.size, device=device)
+    batch = {"rgb": torch.rand(args.batch_size, 3, args.size, args.size, device=device)}
+    if expert.uses_features:
+        grid = args.size // 8
+        batch["features"] = torch.rand(
+            args.batch_size, expert.feature_channels, grid, grid, device=device
+        )
+        batch["weight"] = torch.rand(args.batch_size, 1, args.size, args.size, device=device)
     seconds = timed(
-        lambda: train_step(net, criterion, optimizer, scaler, rgb, 0.0, amp),
+        lambda: train_step(net, criterion, optimizer, scaler, batch, 0.0, amp),
         device,
         args.warmup,
         args.steps,
@@ -164,7 +181,72 @@ def main(argv: list[str] | None = None) -> int:
                 f"{train_rate:>12.1f} {infer:>13.1f}{tag}",
                 flush=True,
             )
+    if args.data:
+        print()
+        print(data_table(args))
     return 0
+
+
+def data_table(args: argparse.Namespace) -> str:
+    """Photos/s of the two training data paths, loading alone and loading + training steps."""
+    from pathlib import Path
+
+    from torch.utils.data import DataLoader
+
+    from segcolor.paths import shared_dir
+    from segcolor.pipeline import DEFAULT_PIPELINE
+    from segcolor.train.cache import RoutedPhotos, build_cache, routed_split
+    from segcolor.train.data import ImageFolderRGB, init_worker
+
+    shared = shared_dir() or Path(__file__).resolve().parents[2] / "shared"
+    roots = [shared / "data" / "train" / name for name in FOLDERS]
+    cache = build_cache(roots, DEFAULT_PIPELINE, 112)  # reused when already built
+    split = routed_split(cache, 0.1, None)
+    picks = split.train[:: max(1, len(split.train) // args.data)][: args.data]
+    files = [Path(cache.files[i]) for i in picks]
+    jpegs = ImageFolderRGB(files, args.size, train=True)
+    cached = RoutedPhotos(split, range(len(picks)), args.size, True)
+    cached.indices = picks
+    loader_opts = {
+        "batch_size": args.batch_size,
+        "num_workers": args.workers,
+        "worker_init_fn": init_worker,
+        "persistent_workers": False,
+    }
+    lines = [
+        f"data: {len(picks)} photos of {', '.join(FOLDERS)}, crop {args.size}, batch "
+        f"{args.batch_size}, {args.workers} loader process(es)",
+        "",
+        f"{'source':<28} {'load photos/s':>14} {'load+train img/s':>17}",
+        "-" * 61,
+    ]
+    device = torch.device("cpu")
+    for label, dataset, arch in (
+        ("raw JPEG folders", jpegs, "resnet18_unet"),
+        ("routed cache (memmap)", cached, "resnet18_unet_semantic"),
+    ):
+        start = time.perf_counter()
+        count = sum(
+            len(b["rgb"] if isinstance(b, dict) else b) for b in DataLoader(dataset, **loader_opts)
+        )
+        load_rate = count / (time.perf_counter() - start)
+        expert = create_expert(arch).train()
+        net = RawOutput(expert)
+        optimizer = torch.optim.AdamW(expert.parameters(), lr=1e-3)
+        uniform = torch.full((NUM_BINS,), 1.0 / NUM_BINS, dtype=torch.float64)
+        criterion = create_loss({"kind": "rebalanced"}, uniform)
+        scaler = torch.amp.GradScaler("cpu", enabled=False)
+        start, count = time.perf_counter(), 0
+        for i, item in enumerate(DataLoader(dataset, **loader_opts)):
+            batch = item if isinstance(item, dict) else {"rgb": item}
+            train_step(net, criterion, optimizer, scaler, batch, 0.0, None)
+            count += len(batch["rgb"])
+            if i + 1 >= max(3, args.steps * 2):
+                break
+        both = count / (time.perf_counter() - start)
+        lines.append(f"{label:<28} {load_rate:>14.1f} {both:>17.1f}")
+    del device
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

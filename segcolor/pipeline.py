@@ -28,7 +28,13 @@ from segcolor.device import preferred_memory_format, select_device
 from segcolor.errors import ConfigError, SegcolorError, WeightsNotFoundError
 from segcolor.experts import Expert, load_expert
 from segcolor.merge import Patch, composite, feather_sigma, plan_crops, run_on_crops
-from segcolor.router.categories import MergeOptions, PipelineConfig, load_pipeline_config
+from segcolor.router.categories import (
+    DEFAULT_SEGMENTER,
+    MergeOptions,
+    PipelineConfig,
+    load_pipeline_config,
+)
+from segcolor.router.features import FEATURE_STRIDE, features_on_grid
 from segcolor.router.routing import Router, Routing
 
 DEFAULT_WORKING_SIZE = 256
@@ -109,6 +115,7 @@ class Pipeline:
         experts: Mapping[str, Expert | Sequence[Expert]] | None = None,
         merge: MergeOptions | None = None,
         config: PipelineConfig | None = None,
+        feature_source: torch.nn.Module | None = None,
     ) -> None:
         if (expert is None) == (router is None):
             raise ValueError("give either one expert, or a router and its experts")
@@ -117,6 +124,10 @@ class Pipeline:
         self._memory_format = preferred_memory_format(self.device)
         self.expert = self._prepare(expert) if expert is not None else None
         self.router = router
+        # a single expert trained with the router's semantic features gets them from here
+        self.feature_source = feature_source
+        if feature_source is not None:
+            feature_source.to(self.device).eval()
         self.merge = merge or MergeOptions()
         self.config = config  # the YAML it was built from, if any
         self.experts: dict[str, list[Expert]] = {}
@@ -140,7 +151,23 @@ class Pipeline:
         device: torch.device | str | None = None,
         working_size: int = DEFAULT_WORKING_SIZE,
     ) -> Pipeline:
-        return cls(load_expert(path), device=device, working_size=working_size)
+        """One expert for every pixel. An expert that takes the router's semantic features gets
+        them from the default segmenter; without its weights it runs without them (warned)."""
+        expert = load_expert(path)
+        source = None
+        if expert.uses_features:
+            from segcolor.router.segmenters import create_segmenter
+
+            try:
+                source = create_segmenter(DEFAULT_SEGMENTER)
+            except WeightsNotFoundError as err:
+                log.warning(
+                    "segcolor: warning: no segmenter, so %s runs without its semantic features "
+                    "(colors are poorer): %s",
+                    Path(path).name,
+                    err,
+                )
+        return cls(expert, device=device, working_size=working_size, feature_source=source)
 
     @classmethod
     def from_config(
@@ -251,12 +278,28 @@ class Pipeline:
         return self.router.segmenter.predict_proba(self.gray_rgb(lab), tta=self.router.options.tta)
 
     @torch.inference_mode()
-    def route_probs(self, lab: LabImage, probs: torch.Tensor) -> Routing:
+    def semantics(self, lab: LabImage) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``class_probs`` and the segmenter's features from the same pass (None when the
+        segmenter gives none)."""
+        if self.router is None or self.router.segmenter is None:
+            raise SegcolorError("this pipeline has a single expert and no segmenter")
+        if not self.router.has_features:
+            return self.class_probs(lab), None
+        return self.router.segmenter.predict_proba_features(
+            self.gray_rgb(lab), tta=self.router.options.tta
+        )
+
+    @torch.inference_mode()
+    def route_probs(
+        self, lab: LabImage, probs: torch.Tensor, features: torch.Tensor | None = None
+    ) -> Routing:
         """Routing of a converted photo from (possibly smoothed) class probabilities."""
         if self.router is None:
             raise SegcolorError("this pipeline has a single expert and no router")
         size = tuple(lab.lightness.shape[-2:])
-        return self.router.route_probs(probs, size=size, gray=self.gray_rgb(lab))
+        routing = self.router.route_probs(probs, size=size, gray=self.gray_rgb(lab))
+        routing.features = features
+        return routing
 
     @torch.inference_mode()
     def route_lab(self, lab: LabImage) -> Routing:
@@ -282,23 +325,28 @@ class Pipeline:
         return max(self.merge.margin, math.ceil(reach + 3.0 * sigma))
 
     def run_expert(
-        self, name: str, l_norm: torch.Tensor, mix: Sequence[float] | None = None
+        self,
+        name: str,
+        l_norm: torch.Tensor,
+        mix: Sequence[float] | None = None,
+        features: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """A category's expert (several checkpoints: the mean of their ab) -> ab in Lab units.
 
         ``mix`` weights the checkpoints instead (profile variants: ``Routing.mix(name)``);
-        checkpoints of weight 0 are not run.
+        checkpoints of weight 0 are not run. ``features``: the router's, on the stride-8 grid
+        of ``l_norm`` (``Routing.feature_grid``), for experts that take them.
         """
         models = self.experts[name]
         if mix is not None:
             used = [(m, w) for m, w in zip(models, mix, strict=True) if w > 0]
-            total = used[0][0](l_norm) * used[0][1]
+            total = used[0][0](l_norm, features) * used[0][1]
             for model, weight in used[1:]:
-                total = total + model(l_norm) * weight
+                total = total + model(l_norm, features) * weight
             return total * (AB_SCALE / sum(w for _, w in used))
-        total = models[0](l_norm)
+        total = models[0](l_norm, features)
         for model in models[1:]:
-            total = total + model(l_norm)
+            total = total + model(l_norm, features)
         return total * (AB_SCALE / len(models))
 
     def expert_patches(self, lab: LabImage, routing: Routing) -> list[Patch]:
@@ -312,7 +360,12 @@ class Pipeline:
             batches = plan_crops(routing.expert_boxes_small[name], size, margin, multiple)
             mix = routing.mix(name)
             patches += run_on_crops(
-                lambda x, name=name, mix=mix: self.run_expert(name, x, mix), l_norm, batches, index
+                lambda x, f=None, name=name, mix=mix: self.run_expert(name, x, mix, f),
+                l_norm,
+                batches,
+                index,
+                features=routing.feature_grid,
+                stride=FEATURE_STRIDE,
             )
         return patches
 
@@ -327,10 +380,22 @@ class Pipeline:
         return ab[None], used
 
     @torch.inference_mode()
-    def predict_ab(self, lab: LabImage) -> torch.Tensor:
-        """ab (1,2,h,w) at the working resolution, in Lab units."""
+    def single_features(self, lab: LabImage) -> torch.Tensor | None:
+        """A single feature-taking expert's semantic input, from ``feature_source``."""
+        if self.feature_source is None:
+            return None
+        _, features = self.feature_source.forward_features(self.gray_rgb(lab))
+        return features_on_grid(features, tuple(lab.l_small.shape[-2:]))
+
+    @torch.inference_mode()
+    def predict_ab(self, lab: LabImage, features: torch.Tensor | None = None) -> torch.Tensor:
+        """ab (1,2,h,w) at the working resolution, in Lab units. ``features`` (a single
+        expert): the router's grid features when the caller already has them."""
         if self.router is None:
-            return self.expert(normalize_l(lab.l_small)) * AB_SCALE
+            assert self.expert is not None
+            if features is None and self.expert.uses_features:
+                features = self.single_features(lab)
+            return self.expert(normalize_l(lab.l_small), features) * AB_SCALE
         return self.merge_routed(lab, self.route_lab(lab))[0]
 
     @torch.inference_mode()
@@ -378,6 +443,6 @@ class Pipeline:
         for index, name in enumerate(routing.experts):
             analysis.merge_weights[name] = used[index].float().cpu().numpy()
             if expert_images:
-                alone = self.run_expert(name, l_norm, routing.mix(name))
+                alone = self.run_expert(name, l_norm, routing.mix(name), routing.feature_grid)
                 analysis.expert_images[name] = to_uint8(self._to_rgb(lab, alone))
         return analysis

@@ -100,10 +100,12 @@ def annealed_mean(logits: torch.Tensor, temperature: float = ANNEAL_T) -> torch.
     return torch.einsum("bqhw,qc->bchw", probs, centers)
 
 
-def ab_histogram(ab: torch.Tensor) -> torch.Tensor:
-    """Counts of pixels per bin, (313,) float64, for class-rebalancing statistics."""
+def ab_histogram(ab: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Counts of pixels per bin, (313,) float64, for class-rebalancing statistics;
+    ``weights`` (B,H,W) counts each pixel by its weight (e.g. its routing weight)."""
     idx = nearest_bin(ab).flatten()
-    return torch.bincount(idx, minlength=NUM_BINS).double().cpu()
+    w = None if weights is None else weights.flatten().double()
+    return torch.bincount(idx, weights=w, minlength=NUM_BINS).double().cpu()
 
 
 def rare_color_weights(prob: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:

@@ -1,4 +1,9 @@
-"""``segcolor train CONFIG``: train a category expert (glue over ``segcolor.train.engine``)."""
+"""``segcolor train CONFIG...``: train experts (glue over ``segcolor.train.engine``).
+
+Several configs train one after the other, in the order given, so a whole recipe (a general
+model, then the experts fine-tuned from it) is one command; with ``--resume`` a rerun skips
+what is finished and continues what was interrupted.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +18,17 @@ HELP = "train a category expert from a YAML config (flags override the config)"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "config", metavar="CONFIG", help="training YAML, e.g. configs/experts/birds.yaml"
+        "config",
+        metavar="CONFIG",
+        nargs="+",
+        help="training YAML(s), e.g. configs/experts/birds.yaml; several run in order",
+    )
+    parser.add_argument(
+        "--set",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        help="override any config key (dotted, value read as YAML), e.g. --set optim.lr=5e-4",
     )
     parser.add_argument("--data", metavar="DIR", help="image folder (data.root)")
     parser.add_argument("--epochs", type=int, metavar="N", help="number of epochs (train.epochs)")
@@ -43,6 +58,9 @@ def run(args: argparse.Namespace) -> int:
     # instead of spinning costs a few microseconds per wake-up on an idle CPU. Takes effect only
     # before torch is first imported, as here (the CLI imports it lazily); the env var wins.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    import yaml
+
+    from segcolor.errors import ConfigError
     from segcolor.train.engine import TrainingInterrupted, main
 
     overrides = {
@@ -50,9 +68,17 @@ def run(args: argparse.Namespace) -> int:
         for flag, key in FLAG_KEYS.items()
         if getattr(args, flag) is not None
     }
-    try:
-        main(args.config, overrides, resume=args.resume)
-    except TrainingInterrupted as stop:
-        print(f"segcolor: {stop}", file=sys.stderr)
-        return 130
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. train.epochs=3")
+        overrides[key.strip()] = yaml.safe_load(value)
+    if len(args.config) > 1 and "out" in overrides:
+        raise ConfigError("--out names one run's folder; with several configs set `out:` in each")
+    for config in args.config:
+        try:
+            main(config, overrides, resume=args.resume)
+        except TrainingInterrupted as stop:
+            print(f"segcolor: {stop}", file=sys.stderr)
+            return 130
     return 0

@@ -85,10 +85,15 @@ class Methods:
         """ab of every method that applies (``oracle`` only with a mask)."""
         l_norm = normalize_l(lab.l_small)
         cache: dict[str, torch.Tensor] = {}
+        # one segmenter pass per photo: its routing for the merge, its semantic features for
+        # every model that takes them (the general model too, so the comparison is fair)
+        routing = self.pipeline.route_lab(lab) if set(self.names) - {"gray"} else None
+        features = routing.feature_grid if routing is not None else None
 
         def expert(name: str) -> torch.Tensor:
             if name not in cache:
-                cache[name] = self.pipeline.run_expert(name, l_norm, self._mix(name, lab))
+                mix = self._mix(name, lab)
+                cache[name] = self.pipeline.run_expert(name, l_norm, mix, features)
             return cache[name]
 
         out: dict[str, torch.Tensor] = {}
@@ -97,11 +102,11 @@ class Methods:
                 out[method] = torch.zeros_like(l_norm).expand(-1, 2, -1, -1)
             elif method == "general":
                 assert self.general is not None
-                out[method] = self.general.predict_ab(lab)
+                out[method] = self.general.predict_ab(lab, features)
             elif method.startswith("expert:"):
                 out[method] = expert(method[len("expert:") :])
             elif method == "merged":
-                routing = self.pipeline.route_lab(lab)
+                assert routing is not None
                 self.last_routing = routing.summary()
                 out[method] = self.pipeline.merge_routed(lab, routing)[0]
             elif method == "oracle" and mask is not None:

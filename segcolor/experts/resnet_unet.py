@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import segmentation_models_pytorch as smp
 import torch
+from torch import nn
 
 from segcolor.experts.base import Expert, Head
 from segcolor.experts.registry import register_expert
@@ -23,6 +24,8 @@ class ResNet18UNet(Expert):
         decoder_channels: Sequence[int] = (64, 32, 16),
         head: Head = "regression",
         temperature: float = 0.38,
+        feature_channels: int = 0,
+        feature_width: int = 64,
     ) -> None:
         super().__init__(head=head, temperature=temperature)
         if not 2 <= depth <= 5 or len(decoder_channels) != depth:
@@ -41,9 +44,45 @@ class ResNet18UNet(Expert):
         for unused in ("layer1", "layer2", "layer3", "layer4")[depth - 1 :]:
             delattr(self.net.encoder, unused)  # smp keeps stages the forward never uses
         self.size_multiple = 2**depth
+        self.fusion = None
+        if feature_channels:
+            # the router's features join the trunk at output stride 8 (encoder level 3): a
+            # projection, then a residual 1x1 mix, so an untrained fusion starts near identity
+            width = self.net.encoder.out_channels[3]
+            self.fusion = SemanticFusion(feature_channels, feature_width, width)
 
-    def forward_raw(self, l_norm: torch.Tensor) -> torch.Tensor:
-        return self.net(l_norm)
+    def forward_raw(
+        self, l_norm: torch.Tensor, features: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        if self.fusion is None:
+            return self.net(l_norm)
+        levels = list(self.net.encoder(l_norm))
+        levels[3] = self.fusion(levels[3], features)
+        return self.net.segmentation_head(self.net.decoder(levels))
+
+
+class SemanticFusion(nn.Module):
+    """Trunk features + projected semantic features -> trunk features (residual)."""
+
+    def __init__(self, feature_channels: int, width: int, trunk_channels: int) -> None:
+        super().__init__()
+        self.feature_channels = feature_channels
+        self.project = nn.Sequential(
+            nn.Conv2d(feature_channels, width, 1, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(inplace=True),
+        )
+        self.mix = nn.Sequential(
+            nn.Conv2d(trunk_channels + width, trunk_channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(trunk_channels),
+            nn.ReLU(inplace=True),
+        )
+
+    def forward(self, trunk: torch.Tensor, features: torch.Tensor | None) -> torch.Tensor:
+        if features is None:  # no router: the semantic input is absent, as in feature dropout
+            features = trunk.new_zeros(trunk.shape[0], self.feature_channels, *trunk.shape[-2:])
+        semantic = self.project(features.to(trunk.dtype))
+        return trunk + self.mix(torch.cat([trunk, semantic], 1))
 
 
 @register_expert("resnet18_unet", depth=3, decoder_channels=[64, 32, 16], head="regression")
@@ -52,6 +91,19 @@ def resnet18_unet(**cfg) -> Expert:
 
     The decoder is kept narrow because its full-resolution blocks dominate the compute.
     """
+    return ResNet18UNet(**cfg)
+
+
+@register_expert(
+    "resnet18_unet_semantic",
+    depth=3,
+    decoder_channels=[64, 32, 16],
+    head="regression",
+    feature_channels=256,
+)
+def resnet18_unet_semantic(**cfg) -> Expert:
+    """The default expert plus the router's semantic features (DeepLab ASPP, 256 channels)
+    fused at output stride 8: a pretrained prior for a trunk trained from scratch."""
     return ResNet18UNet(**cfg)
 
 

@@ -28,6 +28,7 @@ from scipy import ndimage
 
 from segcolor.color.lab import rgb_to_lab
 from segcolor.router.categories import CategorySpec, PipelineConfig, RouterOptions
+from segcolor.router.features import features_on_grid
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 in pixels; x1 and y1 exclusive
 _EIGHT = np.ones((3, 3), dtype=bool)  # 8-connectivity: a diagonal touch is the same region
@@ -168,6 +169,15 @@ class Routing:
     shares: dict[str, float] = field(default_factory=dict)  # % of the image per category
     classes_found: dict[str, list[str]] = field(default_factory=dict)
     profiles: dict[str, ProfileChoice] = field(default_factory=dict)  # expert -> variant mix
+    # the segmenter's semantic features (1,F,gh,gw) on its own grid spanning the working image
+    features: torch.Tensor | None = field(default=None, repr=False)
+
+    @cached_property
+    def feature_grid(self) -> torch.Tensor | None:
+        """``features`` at the experts' stride-8 cells of the working image (1,F,h/8,w/8)."""
+        if self.features is None:
+            return None
+        return features_on_grid(self.features, self.working_size)
 
     def mix(self, expert: str) -> list[float] | None:
         """Weights of ``expert``'s checkpoints (profile variants), or None: their plain mean."""
@@ -283,13 +293,23 @@ class Router:
             gates=gates,
         )
 
+    @property
+    def has_features(self) -> bool:
+        return self.segmenter is not None and getattr(self.segmenter, "feature_channels", 0) > 0
+
     @torch.inference_mode()
     def route(self, rgb: torch.Tensor, size: tuple[int, int] | None = None) -> Routing:
-        """RGB (1,3,h,w) in [0,1] at the working resolution -> routing for an input of ``size``."""
+        """RGB (1,3,h,w) in [0,1] at the working resolution -> routing for an input of ``size``,
+        with the segmenter's features when it gives them (one pass for both)."""
         if self.segmenter is None:
             raise RuntimeError("this router has no segmenter; use route_probs")
-        probs = self.segmenter.predict_proba(rgb, tta=self.options.tta)
-        return self.route_probs(probs, size, gray=rgb)
+        if not self.has_features:
+            probs = self.segmenter.predict_proba(rgb, tta=self.options.tta)
+            return self.route_probs(probs, size, gray=rgb)
+        probs, features = self.segmenter.predict_proba_features(rgb, tta=self.options.tta)
+        routing = self.route_probs(probs, size, gray=rgb)
+        routing.features = features
+        return routing
 
     @torch.inference_mode()
     def route_probs(

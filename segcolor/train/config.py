@@ -28,6 +28,7 @@ DEFAULTS: dict[str, Any] = {
         "size": 128,  # training crop, pixels
         "saturation_boost": 0.0,  # targets' chroma *= 1 + boost (seed 001)
         "max_images": None,  # cap on the folder (a stable subset), for quick runs
+        "routing": None,  # train as the router routes: see ROUTING_DEFAULTS
     },
     "model": {"arch": "resnet18_unet", "head": "regression"},  # + the arch's options, init
     "loss": {
@@ -52,6 +53,19 @@ DEFAULTS: dict[str, Any] = {
         "amp": "auto",  # auto | bf16 | fp16 | off; CUDA only (auto: bf16 where supported)
         "device": "auto",  # auto (cuda > mps > cpu) | cpu | cuda | cuda:1 | mps
     },
+}
+
+# data.routing: the expert learns from every photo of ``data.root`` (one folder or a list) in
+# which the router gives its category pixels, each pixel's loss weighted by that routing weight
+ROUTING_DEFAULTS: dict[str, Any] = {
+    "pipeline": None,  # the pipeline YAML whose router labels the photos (default: shipped)
+    "category": None,  # whose weights; default: the config's category; "all": every pixel 1
+    "profile": None,  # a profile variant: weights also times P(profile | photo)
+    "context_weight": 0.1,  # loss weight of the pixels routed elsewhere (context still seen)
+    "min_weight": 0.02,  # photos giving the category less (mean weight) are not used
+    "feature_dropout": 0.1,  # share of samples trained without features (no-router fallback)
+    "cache_size": 112,  # the cache's square photos; data.size crops them
+    "cache_dir": None,  # default $SEGCOLOR_CACHE_DIR, else ~/.cache/segcolor/train
 }
 
 # command-line flag -> dotted config key
@@ -165,6 +179,7 @@ def validate(cfg: dict[str, Any], path: str | Path) -> dict[str, Any]:
     _check_profile_keys(cfg, path)
     if cfg["data"]["root"] is None:
         raise ConfigError("data.root is not set (add it to the config or pass --data DIR)", path)
+    _check_routing(cfg, path)
     _number(cfg, "data.val_fraction", float, path, 0.0, 0.9)
     _number(cfg, "data.size", int, path, 16, 4096)
     _number(cfg, "data.saturation_boost", float, path, 0.0, 2.0)
@@ -211,6 +226,34 @@ def validate(cfg: dict[str, Any], path: str | Path) -> dict[str, Any]:
         cfg["out"] = str(Path("runs") / cfg["name"])
     cfg["out"] = str(cfg["out"])
     return cfg
+
+
+def _check_routing(cfg: dict[str, Any], path: Path) -> None:
+    """``data.routing`` filled with its defaults and checked; ``data.root`` may then be a list."""
+    data = cfg["data"]
+    routing = data.get("routing")
+    if routing is None or routing is False:
+        data["routing"] = None
+        if not isinstance(data["root"], str | Path):
+            raise ConfigError("data.root must be one folder (a list needs data.routing)", path)
+        return
+    if routing is True:
+        routing = {}
+    if not isinstance(routing, dict):
+        raise ConfigError(f"data.routing must be a mapping, not {routing!r}", path)
+    check_keys(routing, ROUTING_DEFAULTS, "data.routing.", path)
+    data["routing"] = {**ROUTING_DEFAULTS, **routing}
+    if data["routing"]["category"] is None:
+        data["routing"]["category"] = cfg["category"]
+    roots = data["root"] if isinstance(data["root"], list) else [data["root"]]
+    if not roots or not all(isinstance(r, str) and r for r in roots):
+        raise ConfigError(f"data.root must be a folder or a list of folders, not {roots!r}", path)
+    _number(cfg, "data.routing.context_weight", float, path, 0.0, 1.0)
+    _number(cfg, "data.routing.min_weight", float, path, 0.0, 1.0)
+    _number(cfg, "data.routing.feature_dropout", float, path, 0.0, 1.0)
+    _number(cfg, "data.routing.cache_size", int, path, 16, 1024)
+    if data["routing"]["cache_size"] % 8:
+        raise ConfigError("data.routing.cache_size must be a multiple of 8", path)
 
 
 def _check_profile_keys(cfg: dict[str, Any], path: Path) -> None:

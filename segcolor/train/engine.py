@@ -39,7 +39,7 @@ import torch
 import yaml
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from segcolor.color.bins import NUM_BINS
@@ -52,6 +52,13 @@ from segcolor.experts import Expert, create_expert, load_expert, save_expert
 from segcolor.io.atomic import atomic_write
 from segcolor.paths import resolve_data_path
 from segcolor.train import distributed
+from segcolor.train.cache import (
+    RoutedPhotos,
+    RoutedSplit,
+    build_cache,
+    cached_ab_prior,
+    routed_split,
+)
 from segcolor.train.config import changed_keys, load_config, validate
 from segcolor.train.data import (
     EpochSampler,
@@ -103,8 +110,8 @@ class RawOutput(nn.Module):
         super().__init__()
         self.expert = expert
 
-    def forward(self, l_norm: torch.Tensor) -> torch.Tensor:
-        return self.expert.forward_padded(l_norm)
+    def forward(self, l_norm: torch.Tensor, features: torch.Tensor | None = None) -> torch.Tensor:
+        return self.expert.forward_padded(l_norm, features)
 
 
 # ----------------------------------------------------------------------------- setup helpers
@@ -222,23 +229,37 @@ def sigterm_as_interrupt() -> Iterator[None]:
 # ----------------------------------------------------------------------------- the loop
 
 
+Batch = dict[str, torch.Tensor]
+
+
+def as_batch(item: torch.Tensor | Batch, device: torch.device) -> Batch:
+    """A loader's item on the device: plain folders give RGB tensors, the routed cache gives
+    dicts with ``rgb``, a per-pixel loss ``weight`` and the router's ``features``."""
+    batch = item if isinstance(item, dict) else {"rgb": item}
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
 def train_step(
     net: nn.Module,
     criterion: nn.Module,
     optimizer: torch.optim.Optimizer,
     scaler: torch.amp.GradScaler,
-    rgb: torch.Tensor,
+    batch: Batch,
     boost: float,
     amp: torch.dtype | None,
 ) -> torch.Tensor:
-    """One optimisation step on an RGB batch already on the device; returns the loss."""
+    """One optimisation step on a batch already on the device; returns the loss."""
+    rgb = batch["rgb"]
     l_norm, target = to_lab_batch(rgb, boost)
     autocast = (
         torch.autocast(rgb.device.type, dtype=amp) if amp is not None else contextlib.nullcontext()
     )
     with autocast:
-        raw = net(l_norm.contiguous(memory_format=preferred_memory_format(l_norm.device)))
-    loss = criterion(raw, target)  # in float32, outside autocast
+        raw = net(
+            l_norm.contiguous(memory_format=preferred_memory_format(l_norm.device)),
+            batch.get("features"),
+        )
+    loss = criterion(raw, target, batch.get("weight"))  # in float32, outside autocast
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
     scaler.step(optimizer)
@@ -271,11 +292,11 @@ def train_one_epoch(
         dynamic_ncols=True,
         disable=not info.is_main or None,
     )
-    for step, rgb in enumerate(bar):
-        rgb = rgb.to(device, non_blocking=True)
-        loss = train_step(net, criterion, optimizer, scaler, rgb, boost, amp)
-        total[0] += loss.double() * len(rgb)
-        total[1] += len(rgb)
+    for step, item in enumerate(bar):
+        batch = as_batch(item, device)
+        loss = train_step(net, criterion, optimizer, scaler, batch, boost, amp)
+        total[0] += loss.double() * len(batch["rgb"])
+        total[1] += len(batch["rgb"])
         if step % 10 == 0 or step == len(loader) - 1:
             running = (total[0] / total[1]).item()
             if not math.isfinite(running):
@@ -311,16 +332,17 @@ def evaluate(
     expert.eval()
     distributed.broadcast_buffers(expert, info)
     total = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, PSNR sum, images
-    for rgb in loader:
-        rgb = rgb.to(device, non_blocking=True)
+    for item in loader:
+        batch = as_batch(item, device)
+        rgb = batch["rgb"]
         l_norm, target = to_lab_batch(rgb, boost)
         autocast = (
             torch.autocast(device.type, dtype=amp) if amp is not None else contextlib.nullcontext()
         )
         with autocast:
             l_norm = l_norm.contiguous(memory_format=preferred_memory_format(device))
-            raw = expert.forward_padded(l_norm)
-        loss = criterion(raw, target)
+            raw = expert.forward_padded(l_norm, batch.get("features"))
+        loss = criterion(raw, target, batch.get("weight"))
         colorized = recombine(
             denormalize_l(l_norm.float()), denormalize_ab(expert.decode(raw).float())
         )
@@ -336,7 +358,9 @@ def evaluate(
 # ----------------------------------------------------------------------------- outputs
 
 
-def expert_card(cfg: dict[str, Any], split: Split, history: list[dict[str, Any]]) -> dict[str, Any]:
+def expert_card(
+    cfg: dict[str, Any], split: Split | RoutedSplit, history: list[dict[str, Any]]
+) -> dict[str, Any]:
     return {
         "name": cfg["name"],
         "category": cfg["category"],
@@ -357,7 +381,7 @@ def expert_card(cfg: dict[str, Any], split: Split, history: list[dict[str, Any]]
 
 
 def write_outputs(
-    out: Path, state: dict[str, Any], expert: Expert, split: Split, improved: bool
+    out: Path, state: dict[str, Any], expert: Expert, split: Split | RoutedSplit, improved: bool
 ) -> None:
     """Metrics, exports, then the checkpoint (see the module docstring for why this order)."""
     history = state["history"]
@@ -408,7 +432,7 @@ def resumed_config(
 
 
 def make_loaders(
-    split: Split,
+    split: Split | RoutedSplit,
     cfg: dict[str, Any],
     info: DistInfo,
     device: torch.device,
@@ -424,8 +448,23 @@ def make_loaders(
         "generator": generator,
     }
     sampler = EpochSampler(len(split.train), True, seed, info.world_size, info.rank)
+    if isinstance(split, RoutedSplit):
+        routing = cfg["data"]["routing"]
+        features = create_expert(
+            cfg["model"]["arch"],
+            **{k: v for k, v in cfg["model"].items() if k not in ("arch", "init")},
+        ).uses_features
+        options = {"context_weight": routing["context_weight"], "features": features}
+        train_set: Dataset = RoutedPhotos(
+            split, split.train, size, True, seed,
+            feature_dropout=routing["feature_dropout"], **options,
+        )  # fmt: skip
+        val_set: Dataset = RoutedPhotos(split, split.val, split.cache.size, False, **options)
+    else:
+        train_set = ImageFolderRGB(split.train, size, train=True, seed=seed)
+        val_set = ImageFolderRGB(split.val, size, train=False)
     train = DataLoader(
-        ImageFolderRGB(split.train, size, train=True, seed=seed),
+        train_set,
         batch_size=batch,
         sampler=sampler,
         drop_last=len(sampler) > batch,
@@ -434,7 +473,7 @@ def make_loaders(
     if not split.val:
         return train, None
     val = DataLoader(
-        ImageFolderRGB(split.val, size, train=False),
+        val_set,
         batch_size=batch,
         sampler=ShardSampler(len(split.val), info.world_size, info.rank),
         **common,
@@ -442,8 +481,10 @@ def make_loaders(
     return train, val
 
 
-def data_split(cfg: dict[str, Any]) -> Split:
+def data_split(cfg: dict[str, Any]) -> Split | RoutedSplit:
     data = cfg["data"]
+    if data.get("routing"):
+        return routed_data_split(cfg)
     root = resolve_data_path(data["root"], cfg["shared_dir"])
     split = split_folder(root, data["val_fraction"], data["max_images"])
     if cfg.get("profile"):  # a profile expert: that profile's photos only, on the same sides
@@ -453,6 +494,27 @@ def data_split(cfg: dict[str, Any]) -> Split:
         members = profile_members(cfg["profile"]["file"], name)
         split = filter_split(split, lambda f: f.name in members, f"profile {name!r}")
     return split
+
+
+def routed_data_split(cfg: dict[str, Any]) -> RoutedSplit:
+    """The routed cache of ``data.root`` (built on first use), and this expert's photos in it."""
+    from segcolor.pipeline import DEFAULT_PIPELINE
+
+    data, routing = cfg["data"], cfg["data"]["routing"]
+    roots = data["root"] if isinstance(data["root"], list) else [data["root"]]
+    folders = [resolve_data_path(r, cfg["shared_dir"]) for r in roots]
+    pipeline = Path(routing["pipeline"]) if routing["pipeline"] else DEFAULT_PIPELINE
+    cache_root = Path(routing["cache_dir"]).expanduser() if routing["cache_dir"] else None
+    cache = build_cache(folders, pipeline, routing["cache_size"], cache_root)
+    category = None if routing["category"] == "all" else routing["category"]
+    return routed_split(
+        cache,
+        data["val_fraction"],
+        category,
+        routing["profile"],
+        routing["min_weight"],
+        data["max_images"],
+    )
 
 
 @contextlib.contextmanager
@@ -515,7 +577,7 @@ def main(
 
 
 def color_prior(
-    cfg: dict[str, Any], split: Split, info: DistInfo, device: torch.device
+    cfg: dict[str, Any], split: Split | RoutedSplit, info: DistInfo, device: torch.device
 ) -> torch.Tensor | None:
     """The ab prior for a rarity-weighted loss: counted by rank 0, sent to the others."""
     if not needs_prior(cfg["loss"]["kind"]):
@@ -527,13 +589,16 @@ def color_prior(
             min(cfg["loss"]["hist_images"], len(split.train)),
             cfg["loss"]["kind"],
         )
-        prior = compute_ab_prior(split.train, cfg["loss"]["hist_images"], device)
+        if isinstance(split, RoutedSplit):
+            prior = cached_ab_prior(split, cfg["loss"]["hist_images"])
+        else:
+            prior = compute_ab_prior(split.train, cfg["loss"]["hist_images"], device)
     return distributed.broadcast(prior.to(device), info).cpu()
 
 
 def fit(
     cfg: dict[str, Any],
-    split: Split,
+    split: Split | RoutedSplit,
     state: dict[str, Any] | None,
     info: DistInfo,
     device: torch.device,

@@ -38,6 +38,16 @@ def smooth_prior(counts: torch.Tensor, sigma: float = 5.0) -> torch.Tensor:
     return smoothed / smoothed.sum()
 
 
+def weighted_mean(values: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+    """Mean of (B,C,H,W) or (B,H,W) ``values``, each pixel counted by ``weight`` (B,1,H,W)
+    when given (a routed expert's loss: its own pixels fully, context lightly)."""
+    if weight is None:
+        return values.mean()
+    weight = weight.float() if values.ndim == 4 else weight.float()[:, 0]
+    channels = values.shape[1] if values.ndim == 4 else 1
+    return (values * weight).sum() / (weight.sum() * channels).clamp_min(1e-8)
+
+
 class PixelLoss(nn.Module):
     """Plain L2 (``mse``) or L1 between the predicted and the true normalised ab."""
 
@@ -45,9 +55,11 @@ class PixelLoss(nn.Module):
         super().__init__()
         self.kind = kind
 
-    def forward(self, raw: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        fn = F.mse_loss if self.kind == "l2" else F.l1_loss
-        return fn(raw.float(), target.float())
+    def forward(
+        self, raw: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        diff = raw.float() - target.float()
+        return weighted_mean(diff**2 if self.kind == "l2" else diff.abs(), weight)
 
 
 class RareColorLoss(nn.Module):
@@ -63,12 +75,14 @@ class RareColorLoss(nn.Module):
         self.l2_weight = l2_weight
         self.register_buffer("bin_weights", rare_color_weights(ab_prior.double(), eps).float())
 
-    def forward(self, raw: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, raw: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None
+    ) -> torch.Tensor:
         raw, target = raw.float(), target.float()
         sq_err = (raw - target) ** 2
-        weights = self.bin_weights[nearest_bin(denormalize_ab(target))].unsqueeze(1)
-        weighted = (weights * sq_err).mean()
-        return self.l2_weight * sq_err.mean() + (1.0 - self.l2_weight) * weighted
+        rarity = self.bin_weights[nearest_bin(denormalize_ab(target))].unsqueeze(1)
+        blend = self.l2_weight + (1.0 - self.l2_weight) * rarity
+        return weighted_mean(blend * sq_err, weight)
 
 
 class ClassificationLoss(nn.Module):
@@ -82,10 +96,12 @@ class ClassificationLoss(nn.Module):
         super().__init__()
         self.register_buffer("bin_weights", zhang_rebalance_weights(ab_prior.double(), lam).float())
 
-    def forward(self, raw: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, raw: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None
+    ) -> torch.Tensor:
         ab = denormalize_ab(target.float())
         cross_entropy = -(soft_encode(ab) * F.log_softmax(raw.float(), dim=1)).sum(dim=1)
-        return (self.bin_weights[nearest_bin(ab)] * cross_entropy).mean()
+        return weighted_mean(self.bin_weights[nearest_bin(ab)] * cross_entropy, weight)
 
 
 def needs_prior(kind: str) -> bool:

@@ -147,12 +147,12 @@ class Stabilizer:
         return FrameResult(rgb, ab, routing, False, self.cuts.score, trust=1.0, repeat=True)
 
     def _route(self, lab: LabImage, motion: Motion | None) -> Routing:
-        probs = self.pipeline.class_probs(lab)
+        probs, features = self.pipeline.semantics(lab)
         if self.options.enabled:
             if motion is not None and self._probs is not None:
                 probs = _blend(motion.warp(self._probs), probs, motion, self.options.routing_alpha)
             self._probs = probs
-        routing = self.pipeline.route_probs(lab, probs)
+        routing = self.pipeline.route_probs(lab, probs, features)
         if self.options.enabled:
             self._steady_profiles(routing, update=True, fresh=motion is None)
         return routing

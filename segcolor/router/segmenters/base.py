@@ -46,6 +46,7 @@ class Segmenter(nn.Module):
     """
 
     classes: list[str]
+    feature_channels: int = 0  # > 0 when ``forward_features`` gives semantic features
 
     def __init__(self, classes: Sequence[str]) -> None:
         super().__init__()
@@ -75,6 +76,33 @@ class Segmenter(nn.Module):
         xs = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=scale < 1)
         logits = self(xs)
         return F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
+
+    def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits at the input size and features (B,F,gh,gw) on a grid spanning the input
+        corner to corner; backends with ``feature_channels > 0`` implement it."""
+        raise NotImplementedError(f"{type(self).__name__} gives no features")
+
+    @torch.no_grad()
+    def predict_proba_features(
+        self, x: torch.Tensor, tta: bool | Mapping[str, Any] = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``predict_proba`` plus the features of the plain (scale 1, unflipped) pass, which
+        TTA reuses, so the features cost nothing beyond the routing itself."""
+        logits, features = self.forward_features(x)
+        cfg = tta_config(tta)
+        if cfg is None:
+            return logits.softmax(1), features
+        total, n = logits.softmax(1), 1
+        flips = (False, True) if cfg["flip"] else (False,)
+        for scale in cfg["scales"]:
+            for flip in flips:
+                if scale == 1.0 and not flip:
+                    continue
+                xi = x.flip(-1) if flip else x
+                prob = self.forward_scaled(xi, scale).softmax(1)
+                total = total + (prob.flip(-1) if flip else prob)
+                n += 1
+        return total / n, features
 
     @torch.no_grad()
     def predict_proba(self, x: torch.Tensor, tta: bool | Mapping[str, Any] = False) -> torch.Tensor:

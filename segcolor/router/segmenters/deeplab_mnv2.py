@@ -155,13 +155,19 @@ class DeepLabV3MobileNetV2(Segmenter):
         self.concat_projection = nn.Conv2d(512, 256, 1)
         self.logits = nn.Conv2d(256, len(self.classes), 1)
 
+    feature_channels = 256  # the ASPP projection: the last layer before the class logits
+
     def net(self, x: torch.Tensor) -> torch.Tensor:
         """Normalised input (B,3,h,w) in [−1, 1) → logits at output stride 16."""
+        return self.net_features(x)[0]
+
+    def net_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalised input → (logits, ASPP features), both at output stride 16."""
         feat = self.features(x)
         pooled = F.relu(self.image_pooling(feat.mean((2, 3), keepdim=True)))
         aspp = F.relu(self.aspp0(feat))
-        y = torch.cat([pooled.expand_as(aspp), aspp], 1)
-        return self.logits(F.relu(self.concat_projection(y)))
+        y = F.relu(self.concat_projection(torch.cat([pooled.expand_as(aspp), aspp], 1)))
+        return self.logits(y), y
 
     def working_hw(self, h: int, w: int, scale: float = 1.0) -> tuple[int, int]:
         """Size the network runs at for an h×w input: square (the TFLite model's own input) or,
@@ -185,6 +191,18 @@ class DeepLabV3MobileNetV2(Segmenter):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_scaled(x, 1.0)
+
+    def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits at the input size and the ASPP features on the network's own grid (which
+        spans the input corner to corner, as align_corners=True resizes do)."""
+        h, w = x.shape[-2:]
+        size = self.working_hw(h, w)
+        if size != (h, w):
+            down = size[0] < h or size[1] < w
+            x = F.interpolate(x, size=size, mode="bilinear", align_corners=True, antialias=down)
+        logits, features = self.net_features(x * (255 / 128) - 1)
+        logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=True)
+        return logits, features
 
     def conv_names(self) -> list[str]:
         """Conv modules in TFLite op order (the order of the weight table of the spec)."""

@@ -1,0 +1,217 @@
+"""The routed-experts ablation: what each change buys, each row against its own general model.
+
+Rows (each a pipeline + the general model trained on the same data, steps and inputs):
+
+1. ``shipped-v0.1``: the experts shipped before routed training (taken from git, commit
+   ``--before``): folder-trained experts, places profile variants, folder-trained general model.
+2. ``+routed``: the routed recipe (configs/routed) without semantic features, short schedule
+   (stage 1: 1 epoch; stage 2: 1 epoch), places as one expert.
+3. ``+features``: the same with the router's semantic features fused into every model.
+4. ``+longer``: the shipped recipe (configs/routed as committed: 3 + 1 epochs, places profile
+   variants), i.e. segcolor/weights today.
+
+    python bench/ablation.py train        # trains rows 2 and 3 (resumable; row 4 is the shipped
+                                          # recipe: see configs/routed/general.yaml)
+    python bench/ablation.py evaluate     # evaluates every row (bench/quality.py's sets) and
+                                          # prints one table
+
+The table: for each evaluation set, merged vs general PSNR and ΔE2000 (photo means), and the
+colorfulness gap |ΔCF| of the merged output. Every number comes from `segcolor evaluate`
+runs whose folders (out/ablation/ROW/...) keep the full results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import os
+import shlex
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import quality  # noqa: E402  (bench/quality.py: the evaluation sets)
+
+from segcolor.cli import main as segcolor  # noqa: E402
+
+BEFORE = "4ec42cb"  # the last commit before routed training
+ROUTED = REPO / "configs" / "routed"
+STAGE2 = ("general_ft", "people", "birds", "animals", "places")
+SHORT = {"stage1": 1, "stage2": 1}
+ROWS = {
+    "+routed": {"model.arch": "resnet18_unet"},
+    "+features": {"model.arch": "resnet18_unet_semantic"},
+}
+
+
+def run_dir(row: str) -> Path:
+    return REPO / "runs" / "ablation" / row.strip("+")
+
+
+def train(row: str) -> int:
+    """Stage 1 and stage 2 of the routed recipe with this row's overrides, resumable."""
+    runs = run_dir(row)
+    for name in ("general", *STAGE2):
+        sets = dict(ROWS[row])
+        sets["out"] = str(runs / name)
+        sets["train.epochs"] = SHORT["stage1" if name == "general" else "stage2"]
+        if name != "general":
+            sets["model.init"] = str(runs / "general" / "expert.safetensors")
+        argv = ["train", str(ROUTED / f"{name}.yaml"), "--resume"]
+        for key, value in sets.items():
+            argv += ["--set", f"{key}={value}"]
+        print(shlex.join(["segcolor", *argv]), flush=True)
+        code = segcolor(argv)
+        if code:
+            return code
+    return 0
+
+
+def write_pipeline(row: str) -> tuple[Path, Path]:
+    """A pipeline YAML for a trained row (the shipped one's router, its own experts)."""
+    runs = run_dir(row)
+    text = (REPO / "segcolor" / "weights" / "pipeline.yaml").read_text()
+    head = text.split("categories:")[0]
+    tail = "fallback:" + text.split("fallback:", 1)[1]
+    experts = "".join(
+        f"  {name}:\n    classes: [{classes}]\n    expert: {runs / name / 'expert.safetensors'}\n"
+        for name, classes in (
+            ("people", "person"),
+            ("birds", "bird"),
+            ("animals", "cat, dog, horse, sheep, cow"),
+            ("places", "background"),
+        )
+    )
+    path = runs / "pipeline.yaml"
+    path.write_text(head + "categories:\n" + experts + "\n" + tail)
+    return path, runs / "general_ft" / "expert.safetensors"
+
+
+def before_weights(commit: str) -> tuple[Path, Path]:
+    """The shipped pipeline of ``commit``, extracted from git."""
+    folder = REPO / "out" / "ablation" / "shipped-v0.1-weights"
+    if not (folder / "segcolor" / "weights" / "pipeline.yaml").is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(
+            ["git", "-C", str(REPO), "archive", commit, "segcolor/weights"],
+            check=True,
+            capture_output=True,
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    weights = folder / "segcolor" / "weights"
+    return weights / "pipeline.yaml", weights / "general.safetensors"
+
+
+def row_models(row: str, before: str) -> tuple[Path, Path]:
+    if row == "shipped-v0.1":
+        return before_weights(before)
+    if row == "+longer":
+        weights = REPO / "segcolor" / "weights"
+        return weights / "pipeline.yaml", weights / "general.safetensors"
+    return write_pipeline(row)
+
+
+def evaluate(row: str, args: argparse.Namespace) -> Path:
+    pipeline, general = row_models(row, args.before)
+    out = REPO / "out" / "ablation" / row.strip("+")
+    argv = [
+        "--out", str(out), "--per-category", str(args.per_category),
+        "--pipeline", str(pipeline), "--general", str(general),
+    ]  # fmt: skip
+    if args.threads:
+        argv += ["--threads", str(args.threads)]
+    print(f"## {row}\n", flush=True)
+    quality.main(argv)
+    return out
+
+
+def read_means(folder: Path) -> dict[tuple[str, str], dict[str, float]]:
+    """(set, method) -> metric means: whole images per dataset, and per region."""
+    sums: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for name in ("coco", "held_out"):
+        per_photo = folder / name / "per_photo.csv"
+        if not per_photo.is_file():
+            continue
+        with per_photo.open(encoding="utf-8") as f:
+            for r in csv.DictReader(f):
+                key = "COCO whole" if name == "coco" else f"held-out {r['dataset']}"
+                for metric in ("psnr_rgb", "delta_e2000", "colorfulness_diff"):
+                    sums[(key, r["method"])][metric].append(float(r[metric]))
+    results = folder / "coco" / "results.csv"
+    if results.is_file():
+        with results.open(encoding="utf-8") as f:
+            for r in csv.DictReader(f):
+                if r["region"] in ("people", "animals", "places", "birds") and r["metric"] in (
+                    "psnr_rgb",
+                    "delta_e2000",
+                    "colorfulness_diff",
+                ):
+                    value = float(r["value"])
+                    if not math.isnan(value):
+                        sums[(f"COCO {r['region']} regions", r["method"])][r["metric"]].append(
+                            value
+                        )
+    return {k: {m: sum(v) / len(v) for m, v in d.items() if v} for k, d in sums.items()}
+
+
+def table(rows: list[str]) -> str:
+    means = {row: read_means(REPO / "out" / "ablation" / row.strip("+")) for row in rows}
+    sets = sorted({s for m in means.values() for s, _ in m}, key=_set_order)
+    lines = [
+        "| set | row | PSNR merged / general / gray | ΔE00 merged / general / gray "
+        "| \\|ΔCF\\| merged |",
+        "|:--|:--|--:|--:|--:|",
+    ]
+    for name in sets:
+        for row in rows:
+            m = means[row]
+            if (name, "merged") not in m:
+                continue
+
+            def cell(metric: str, m=m, name=name) -> str:
+                values = [
+                    m.get((name, meth), {}).get(metric) for meth in ("merged", "general", "gray")
+                ]
+                return " / ".join("–" if v is None else f"{v:.2f}" for v in values)
+
+            gap = m[(name, "merged")].get("colorfulness_diff", math.nan)
+            lines.append(
+                f"| {name} | {row} | {cell('psnr_rgb')} | {cell('delta_e2000')} | {gap:.1f} |"
+            )
+    return "\n".join(lines)
+
+
+def _set_order(name: str) -> tuple[int, str]:
+    order = ("COCO whole", "COCO people", "COCO birds", "COCO animals", "COCO places", "held-out")
+    return next((i for i, o in enumerate(order) if name.startswith(o)), len(order)), name
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("action", choices=("train", "evaluate", "table"))
+    ap.add_argument("--rows", default="shipped-v0.1,+routed,+features,+longer")
+    ap.add_argument("--before", default=BEFORE, help="git commit of the shipped-v0.1 weights")
+    ap.add_argument("--per-category", type=int, default=50, help="held-out photos per folder")
+    ap.add_argument("--threads", type=int, help="CPU threads for inference")
+    args = ap.parse_args(argv)
+    os.environ.setdefault("SEGCOLOR_SHARED_DIR", str(quality.shared_dir()))
+    rows = [r.strip() for r in args.rows.split(",") if r.strip()]
+    if args.action == "train":
+        for row in rows:
+            if row in ROWS and train(row):
+                return 1
+        return 0
+    if args.action == "evaluate":
+        for row in rows:
+            evaluate(row, args)
+    print(table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

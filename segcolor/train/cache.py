@@ -1,0 +1,476 @@
+"""The routed training cache: every training photo decoded and routed once, memory-mapped.
+
+For each photo of the data folders it stores, at a fixed square size ``S`` (the centre square of
+the photo at the pipeline's working resolution):
+
+- ``images``: RGB uint8 (N,S,S,3), so an epoch costs no JPEG decoding;
+- ``weights``: each category's soft routing weight (N,K,S/4,S/4) uint8, computed exactly as the
+  merge computes it at inference (the router on the photo's grayscale, then feathered);
+- ``features``: the segmenter's semantic features on the experts' stride-8 grid
+  (N,F,S/8,S/8) float16, the same ones the pipeline hands the experts at inference;
+- ``profiles``: P(profile | photo) from the profiled category's classifier (N,P) float32.
+
+The cache is keyed by a sha256 of the pipeline config, the size and the file list with each
+file's size and modification time, so a changed folder or router rebuilds it. Building is
+resumable (progress is saved every few hundred photos, arrays are flushed first) and shows a
+progress bar; an unreadable photo is marked and skipped, not fatal.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from segcolor.errors import BadImageError, SegcolorError
+from segcolor.io.atomic import atomic_write
+from segcolor.io.images import find_images, load_image
+from segcolor.router.features import FEATURE_STRIDE, sample_features
+
+log = logging.getLogger(__name__)
+
+FORMAT = "segcolor-train-cache/1"
+WEIGHT_STRIDE = 4  # routing weights are smooth (feathered): stored at 1/4 of the image size
+CACHE_ENV = "SEGCOLOR_CACHE_DIR"
+_SAVE_EVERY = 256
+
+
+def default_cache_root() -> Path:
+    """``$SEGCOLOR_CACHE_DIR``, else ``~/.cache/segcolor/train``."""
+    value = os.environ.get(CACHE_ENV)
+    return Path(value).expanduser() if value else Path.home() / ".cache" / "segcolor" / "train"
+
+
+def file_list(roots: Sequence[Path]) -> list[tuple[Path, str]]:
+    """Every image under ``roots`` with the name of the root it came from, in a stable order."""
+    out: list[tuple[Path, str]] = []
+    for root in roots:
+        if not root.is_dir():
+            raise SegcolorError("data folder not found", root)
+        files = find_images(root)
+        if not files:
+            raise SegcolorError("no images in the data folder", root)
+        out += [(f, root.name) for f in files]
+    return out
+
+
+def routing_signature(config: Any) -> str:
+    """What in a pipeline config changes the routing (not which experts it names), so pointing
+    a pipeline at newly trained experts does not invalidate the cache."""
+    parts = [
+        config.segmenter,
+        config.working_size,
+        config.fallback,
+        repr(config.router),
+        config.merge.feather,
+        [(c.name, c.classes, bool(c.checkpoints)) for c in config.categories],
+    ]
+    for spec in config.categories:
+        if spec.classifier is not None:
+            parts.append(hashlib.sha256(Path(spec.classifier).read_bytes()).hexdigest())
+    return json.dumps(parts, default=str)
+
+
+def cache_key(files: Sequence[tuple[Path, str]], config: Any, size: int) -> str:
+    digest = hashlib.sha256()
+    digest.update(f"{FORMAT}|{size}|".encode())
+    digest.update(routing_signature(config).encode())
+    for path, folder in files:
+        stat = path.stat()
+        digest.update(f"|{folder}/{path.name}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()[:16]
+
+
+@dataclass
+class TrainingCache:
+    """A built cache, opened read-only (arrays are memory-mapped, so workers share them)."""
+
+    root: Path
+    index: dict[str, Any]
+
+    @classmethod
+    def open(cls, root: Path) -> TrainingCache:
+        index = json.loads((root / "index.json").read_text())
+        if index.get("format") != FORMAT or not index.get("complete"):
+            raise SegcolorError("not a complete training cache; rebuild it", root)
+        return cls(root, index)
+
+    def __len__(self) -> int:
+        return len(self.index["files"])
+
+    @property
+    def size(self) -> int:
+        return int(self.index["size"])
+
+    @property
+    def categories(self) -> list[str]:
+        return list(self.index["categories"])
+
+    @property
+    def profiles(self) -> list[str]:
+        return list(self.index["profiles"])
+
+    @property
+    def files(self) -> list[str]:
+        return list(self.index["files"])
+
+    @property
+    def folders(self) -> list[str]:
+        return list(self.index["folders"])
+
+    @property
+    def ok(self) -> np.ndarray:
+        return np.asarray(self.index["ok"], dtype=bool)
+
+    def array(self, name: str) -> np.ndarray:
+        spec = self.index["arrays"][name]
+        return np.memmap(
+            self.root / f"{name}.bin", dtype=spec["dtype"], mode="r", shape=tuple(spec["shape"])
+        )
+
+    def mean_weights(self) -> np.ndarray:
+        """(N,K) mean routing weight of each category per photo."""
+        return np.asarray(self.index["mean_weights"], dtype=np.float32)
+
+
+class _Photos(Dataset):
+    def __init__(self, files: Sequence[Path]) -> None:
+        self.files = list(files)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> tuple[int, np.ndarray | None, str]:
+        try:
+            return i, load_image(self.files[i]).rgb, ""
+        except BadImageError as err:
+            return i, None, str(err)
+
+
+def _shapes(n: int, size: int, categories: int, feature_channels: int, profiles: int) -> dict:
+    w, f = size // WEIGHT_STRIDE, size // FEATURE_STRIDE
+    return {
+        "images": {"dtype": "uint8", "shape": [n, size, size, 3]},
+        "weights": {"dtype": "uint8", "shape": [n, categories, w, w]},
+        "features": {"dtype": "float16", "shape": [n, feature_channels, f, f]},
+        "profiles": {"dtype": "float32", "shape": [n, max(profiles, 1)]},
+    }
+
+
+def center_square(height: int, width: int) -> tuple[int, int, int]:
+    """(top, left, side) of the centred square."""
+    side = min(height, width)
+    return (height - side) // 2, (width - side) // 2, side
+
+
+def build_cache(
+    roots: Sequence[Path],
+    pipeline_config: Path,
+    size: int = 112,
+    cache_root: Path | None = None,
+    device: str | torch.device = "cpu",
+) -> TrainingCache:
+    """Route every photo under ``roots`` once and store what training needs (see the module
+    docstring); returns the cache, reusing a complete one with the same key."""
+    from segcolor.merge import feather, feather_sigma
+    from segcolor.pipeline import LabImage, Pipeline
+    from segcolor.router.categories import load_pipeline_config
+    from segcolor.router.routing import Router
+    from segcolor.router.segmenters import create_segmenter
+
+    if size % FEATURE_STRIDE:
+        raise SegcolorError(f"cache size must be a multiple of {FEATURE_STRIDE}, got {size}")
+    files = file_list(roots)
+    config = load_pipeline_config(pipeline_config)
+    key = cache_key(files, config, size)
+    root = (cache_root or default_cache_root()) / key
+    if (root / "index.json").is_file():
+        try:
+            return TrainingCache.open(root)
+        except SegcolorError:
+            pass
+    segmenter = create_segmenter(config.segmenter, weights=config.segmenter_weights)
+    router = Router.from_config(config, segmenter)
+    if not router.has_features:
+        raise SegcolorError("the pipeline's segmenter gives no features", pipeline_config)
+    segmenter.to(device).eval()
+    gate = next(iter(router.gates.values()), None)
+    profile_names = list(gate.profiles) if gate is not None else []
+    shapes = _shapes(
+        len(files), size, len(router.categories), segmenter.feature_channels, len(profile_names)
+    )
+    root.mkdir(parents=True, exist_ok=True)
+    progress_path = root / "progress.json"
+    progress = json.loads(progress_path.read_text()) if progress_path.is_file() else {}
+    start = int(progress.get("done", 0))
+    ok: list[bool] = progress.get("ok", [])[:start]
+    mean_weights: list[list[float]] = progress.get("mean_weights", [])[:start]
+    arrays = {
+        name: np.memmap(
+            root / f"{name}.bin",
+            dtype=spec["dtype"],
+            mode="r+" if start and (root / f"{name}.bin").is_file() else "w+",
+            shape=tuple(spec["shape"]),
+        )
+        for name, spec in shapes.items()
+    }
+    if start:
+        log.info("resuming the training cache at photo %d of %d", start + 1, len(files))
+
+    def save_progress(done: int) -> None:
+        for array in arrays.values():
+            array.flush()
+        with atomic_write(progress_path) as tmp:
+            tmp.write_text(json.dumps({"done": done, "ok": ok, "mean_weights": mean_weights}))
+
+    sigma_fraction = config.merge.feather
+    wsize, fsize = size // WEIGHT_STRIDE, size // FEATURE_STRIDE
+    cells = torch.arange(fsize, dtype=torch.float32) * FEATURE_STRIDE + (FEATURE_STRIDE - 1) / 2
+    loader = DataLoader(
+        _Photos([f for f, _ in files[start:]]),
+        batch_size=None,
+        num_workers=1,
+        prefetch_factor=8,
+    )
+    bar = tqdm(loader, total=len(files) - start, desc="routing training photos", unit="photo")
+    with torch.inference_mode():
+        for offset, rgb, error in bar:
+            i = start + int(offset)
+            if rgb is None:
+                log.warning("skipping unreadable training image: %s", error)
+                ok.append(False)
+                mean_weights.append([0.0] * len(router.categories))
+            else:
+                rgb = np.asarray(rgb)
+                lab = LabImage.from_rgb(rgb, config.working_size, torch.device(device))
+                gray = Pipeline.gray_rgb(lab)
+                routing = router.route(gray, size=tuple(lab.l_small.shape[-2:]))
+                h, w = routing.working_size
+                weights = routing.category_weights_small.to(device)
+                weights = feather(weights, feather_sigma(sigma_fraction, (h, w)))
+                top, left, side = center_square(h, w)
+                image = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None]
+                image = (
+                    F.interpolate(image.float(), size=(h, w), mode="bilinear", antialias=True)
+                    if image.shape[-2:] != (h, w)
+                    else image
+                )
+                square = image[..., top : top + side, left : left + side]
+                square = F.interpolate(square, size=(size, size), mode="bilinear", antialias=True)
+                arrays["images"][i] = (
+                    (square[0].permute(1, 2, 0).clamp(0, 1) * 255).round().byte().numpy()
+                )
+                wsq = weights[None, :, top : top + side, left : left + side]
+                wsq = F.interpolate(wsq, size=(wsize, wsize), mode="bilinear", antialias=True)
+                arrays["weights"][i] = (wsq[0].clamp(0, 1) * 255).round().byte().cpu().numpy()
+                scale = side / size
+                ys = top + (cells + 0.5) * scale - 0.5
+                xs = left + (cells + 0.5) * scale - 0.5
+                feats = sample_features(routing.features.float(), (h, w), ys, xs)
+                arrays["features"][i] = feats[0].half().cpu().numpy()
+                if gate is not None:
+                    choice = gate.choose(lab.l_small)
+                    arrays["profiles"][i] = [choice.probabilities[p] for p in profile_names]
+                ok.append(True)
+                mean_weights.append([round(float(v), 4) for v in weights.mean((1, 2))])
+            done = i + 1
+            if done % _SAVE_EVERY == 0:
+                save_progress(done)
+    save_progress(len(files))
+    index = {
+        "format": FORMAT,
+        "complete": True,
+        "size": size,
+        "pipeline": str(pipeline_config),
+        "categories": router.categories,
+        "fallback": router.fallback,
+        "profiled_category": gate.expert if gate is not None else None,
+        "profiles": profile_names,
+        "files": [str(f) for f, _ in files],
+        "folders": [folder for _, folder in files],
+        "ok": ok,
+        "mean_weights": mean_weights,
+        "arrays": shapes,
+    }
+    with atomic_write(root / "index.json") as tmp:
+        tmp.write_text(json.dumps(index))
+    return TrainingCache.open(root)
+
+
+# ----------------------------------------------------------------------------- training data
+
+
+@dataclass
+class RoutedSplit:
+    """The photos of a cache one expert trains and validates on, with what weights its loss."""
+
+    cache: TrainingCache
+    train: list[int]
+    val: list[int]
+    category: str | None  # None: every pixel counts fully (a general model)
+    profile: str | None = None
+
+    @property
+    def root(self) -> Path:
+        return self.cache.root
+
+    def summary(self) -> dict[str, object]:
+        folders: dict[str, int] = {}
+        for i in self.train:
+            folders[self.cache.folders[i]] = folders.get(self.cache.folders[i], 0) + 1
+        return {
+            "cache": self.cache.root.name,
+            "routing": self.category or "all pixels",
+            **({"profile": self.profile} if self.profile else {}),
+            "train_images": len(self.train),
+            "val_images": len(self.val),
+            "train_images_per_folder": folders,
+        }
+
+
+def routed_split(
+    cache: TrainingCache,
+    val_fraction: float,
+    category: str | None,
+    profile: str | None = None,
+    min_weight: float = 0.02,
+    max_images: int | None = None,
+) -> RoutedSplit:
+    """Photos in which the router gives ``category`` (and, for a profile variant, its profile)
+    at least ``min_weight`` of the pixels on average, split by file name like plain folders."""
+    from segcolor.train.data import is_held_out
+
+    share = np.ones(len(cache), dtype=np.float32)
+    if category is not None:
+        if category not in cache.categories:
+            raise SegcolorError(
+                f"category {category!r} is not routed by the cache's pipeline "
+                f"({', '.join(cache.categories)})",
+                cache.root,
+            )
+        share = cache.mean_weights()[:, cache.categories.index(category)]
+        if profile is not None:
+            share = share * profile_probability(cache, profile)
+    keep = np.flatnonzero(cache.ok & (share >= min_weight))
+    if max_images is not None:
+        keep = keep[:max_images]
+    train, val = [], []
+    for i in keep.tolist():
+        (val if is_held_out(Path(cache.files[i]), val_fraction) else train).append(i)
+    if not train:
+        raise SegcolorError(f"no training photos give {category!r} any pixels", cache.root)
+    return RoutedSplit(cache, train, val, category, profile)
+
+
+def profile_probability(cache: TrainingCache, profile: str) -> np.ndarray:
+    if profile not in cache.profiles:
+        raise SegcolorError(
+            f"profile {profile!r} is not one of the cache's ({', '.join(cache.profiles)})",
+            cache.root,
+        )
+    return np.asarray(cache.array("profiles")[:, cache.profiles.index(profile)], np.float32)
+
+
+class RoutedPhotos(Dataset):
+    """Cached photos as dicts: ``rgb`` (3,c,c) float, ``weight`` (1,c,c) the loss weight of
+    each pixel, ``features`` (F,c/8,c/8) float; indexed by ``(epoch, index)`` like
+    ``ImageFolderRGB`` so augmentation (a crop on the feature grid, a flip, feature dropout) is
+    a pure function of (seed, epoch, index)."""
+
+    def __init__(
+        self,
+        split: RoutedSplit,
+        indices: Sequence[int],
+        crop: int,
+        train: bool,
+        seed: int = 0,
+        context_weight: float = 0.1,
+        feature_dropout: float = 0.0,
+        features: bool = True,
+    ) -> None:
+        self.split = split
+        self.indices = list(indices)
+        self.crop = min(crop, split.cache.size) // FEATURE_STRIDE * FEATURE_STRIDE
+        self.train = train
+        self.seed = seed
+        self.context_weight = context_weight
+        self.feature_dropout = feature_dropout
+        self.features = features
+        cache = split.cache
+        self._k = None if split.category is None else cache.categories.index(split.category)
+        self._p = None if split.profile is None else profile_probability(cache, split.profile)
+        self._arrays: dict[str, np.ndarray] = {}
+
+    def _array(self, name: str) -> np.ndarray:
+        if name not in self._arrays:  # opened lazily: each DataLoader worker maps its own
+            self._arrays[name] = self.split.cache.array(name)
+        return self._arrays[name]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, key: tuple[int, int] | int) -> dict[str, torch.Tensor]:
+        epoch, index = key if isinstance(key, tuple) else (0, key)
+        i = self.indices[index]
+        size, crop = self.split.cache.size, self.crop
+        rgb = torch.from_numpy(np.array(self._array("images")[i])).permute(2, 0, 1).float() / 255
+        weight = self._weight(i, size)
+        feats = torch.from_numpy(np.array(self._array("features")[i])).float()
+        flip, drop = False, False
+        top = left = (size - crop) // 2 // FEATURE_STRIDE * FEATURE_STRIDE
+        if self.train:
+            rng = np.random.default_rng((self.seed, epoch, index))
+            cells = (size - crop) // FEATURE_STRIDE
+            top, left = (int(v) * FEATURE_STRIDE for v in rng.integers(0, cells + 1, size=2))
+            flip = bool(rng.random() < 0.5)
+            drop = bool(rng.random() < self.feature_dropout)
+        s = FEATURE_STRIDE
+        rgb = rgb[:, top : top + crop, left : left + crop]
+        weight = weight[:, top : top + crop, left : left + crop]
+        feats = feats[:, top // s : (top + crop) // s, left // s : (left + crop) // s]
+        if flip:
+            rgb, weight, feats = rgb.flip(-1), weight.flip(-1), feats.flip(-1)
+        if drop or not self.features:
+            feats = torch.zeros_like(feats)
+        sample = {"rgb": rgb.contiguous(), "weight": weight.contiguous()}
+        if self.features:
+            sample["features"] = feats.contiguous()
+        return sample
+
+    def _weight(self, i: int, size: int) -> torch.Tensor:
+        if self._k is None:
+            return torch.ones(1, size, size)
+        small = torch.from_numpy(np.array(self._array("weights")[i, self._k])).float() / 255
+        if self._p is not None:
+            small = small * float(self._p[i])
+        full = F.interpolate(small[None, None], size=(size, size), mode="bilinear")[0]
+        return self.context_weight + (1.0 - self.context_weight) * full
+
+
+def cached_ab_prior(split: RoutedSplit, images: int) -> torch.Tensor:
+    """The ab prior of the pixels this expert is trained on (routing-weighted), over up to
+    ``images`` training photos spread evenly over the split."""
+    from segcolor.color.bins import NUM_BINS, ab_histogram
+    from segcolor.color.lab import rgb_to_lab
+    from segcolor.train.losses import smooth_prior
+
+    step = max(1, len(split.train) // max(images, 1))
+    picks = split.train[::step][:images]
+    dataset = RoutedPhotos(split, range(len(split.train)), split.cache.size, False, features=False)
+    dataset.indices = picks
+    counts = torch.zeros(NUM_BINS, dtype=torch.float64)
+    for batch in DataLoader(dataset, batch_size=64):
+        ab = rgb_to_lab(batch["rgb"])[:, 1:]
+        counts += ab_histogram(ab, batch["weight"][:, 0])
+    return smooth_prior(counts)

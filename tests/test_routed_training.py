@@ -1,0 +1,273 @@
+"""Training as the router routes: semantic features, the routed cache, weighted losses, and
+feature-taking experts in the pipeline. A fake segmenter gives known classes and features."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from PIL import Image
+from safetensors.torch import load_file
+
+from segcolor.cli import main as cli
+from segcolor.experts import create_expert, load_expert, save_expert
+from segcolor.pipeline import Pipeline
+from segcolor.router.features import crop_features, features_on_grid, sample_features
+from segcolor.router.segmenters import register_segmenter
+from segcolor.train import cache as cache_module
+from segcolor.train.cache import RoutedPhotos, build_cache, routed_split
+from segcolor.train.losses import PixelLoss, RareColorLoss
+
+from .conftest import color_image
+from .test_pipeline import VOC, FakeSegmenter
+
+FEATURES = 8
+
+
+class FeatureSegmenter(FakeSegmenter):
+    """``FakeSegmenter``'s class maps plus features: the class one-hot (first 8 classes
+    folded) on a coarse grid, so features say where the person and the dog are."""
+
+    feature_channels = FEATURES
+
+    def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self(x)
+        grid = torch.nn.functional.adaptive_avg_pool2d(logits / 8.0, (5, 7))
+        folded = torch.zeros(x.shape[0], FEATURES, 5, 7)
+        for c in range(len(VOC)):
+            folded[:, c % FEATURES] += grid[:, c]
+        return logits, folded
+
+
+register_segmenter("test_features_halves")(lambda weights=None: FeatureSegmenter("halves"))
+
+
+def semantic_expert(seed: int = 0, **cfg):
+    torch.manual_seed(seed)
+    return create_expert(
+        "resnet18_unet_semantic", feature_channels=FEATURES, decoder_channels=[16, 8, 8], **cfg
+    )
+
+
+# ----------------------------------------------------------------------------- features
+
+
+def test_features_are_sampled_at_cell_centres():
+    # a map linear in x and y over a 9 x 17 grid spanning a 40 x 80 image corner to corner
+    ys, xs = torch.meshgrid(torch.linspace(0, 39, 9), torch.linspace(0, 79, 17), indexing="ij")
+    feats = torch.stack([ys, xs])[None]
+    grid = features_on_grid(feats, (40, 80))
+    assert grid.shape == (1, 2, 5, 10)
+    centres_y = torch.arange(5) * 8 + 3.5
+    centres_x = torch.arange(10) * 8 + 3.5
+    assert torch.allclose(grid[0, 0, :, 0], centres_y, atol=1e-4)
+    assert torch.allclose(grid[0, 1, 0, :], centres_x, atol=1e-4)
+    # a crop whose corner is on the grid takes exactly the cells under it
+    assert torch.equal(crop_features(grid, (16, 8, 48, 40)), grid[..., 1:5, 2:6])
+    # arbitrary positions: the same bilinear sampling
+    some = sample_features(feats, (40, 80), torch.tensor([0.0, 39.0]), torch.tensor([79.0]))
+    assert torch.allclose(some[0, :, :, 0], torch.tensor([[0.0, 39.0], [79.0, 79.0]]))
+
+
+def test_semantic_expert_uses_features_and_runs_without_them():
+    expert = semantic_expert().eval()
+    assert expert.uses_features and expert.feature_channels == FEATURES
+    light = torch.rand(2, 1, 36, 44)
+    feats = torch.randn(2, FEATURES, 5, 6)
+    with torch.no_grad():
+        with_feats = expert(light, feats)
+        other = expert(light, feats * -1.0)
+        without = expert(light)
+    assert with_feats.shape == without.shape == (2, 2, 36, 44)
+    assert not torch.allclose(with_feats, other)  # the features change the colors
+    with pytest.raises(ValueError, match="features of shape"):
+        expert(light, torch.randn(2, FEATURES + 1, 5, 6))
+    plain = create_expert("resnet18_unet", decoder_channels=[16, 8, 8]).eval()
+    assert not plain.uses_features
+    with torch.no_grad():  # an expert without fusion ignores features
+        assert torch.equal(plain(light, feats), plain(light))
+
+
+def test_weighted_losses_ignore_pixels_of_weight_zero():
+    target = torch.zeros(1, 2, 4, 4)
+    raw = torch.zeros(1, 2, 4, 4)
+    raw[..., :, 2:] = 1.0  # wrong on the right half only
+    weight = torch.zeros(1, 1, 4, 4)
+    weight[..., :, :2] = 1.0
+    assert PixelLoss("l2")(raw, target, weight).item() == 0.0
+    assert PixelLoss("l2")(raw, target).item() == pytest.approx(0.5)
+    weight[..., :, 2:] = 1.0
+    assert PixelLoss("l2")(raw, target, weight).item() == pytest.approx(0.5)
+    uniform = RareColorLoss(torch.full((313,), 1 / 313))
+    assert uniform(raw, target, weight).item() == pytest.approx(0.5, rel=1e-5)
+
+
+# ----------------------------------------------------------------------------- cache
+
+
+@pytest.fixture()
+def photo_folders(tmp_path: Path) -> list[Path]:
+    folders = [tmp_path / "people", tmp_path / "places"]
+    for f, folder in enumerate(folders):
+        folder.mkdir()
+        for i in range(6):
+            image = color_image(40 + 4 * i, 56, seed=10 * f + i)
+            Image.fromarray(image).save(folder / f"{folder.name}_{i}.png")
+    (folders[1] / "broken.png").write_bytes(b"not a png")
+    return folders
+
+
+@pytest.fixture()
+def pipeline_yaml(tmp_path: Path) -> Path:
+    experts = tmp_path / "experts"
+    experts.mkdir()
+    for name in ("people", "animals", "places"):
+        save_expert(semantic_expert(), experts / f"{name}.safetensors", {"name": name})
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(
+        "segmenter: {name: test_features_halves}\nworking_size: 32\nfallback: places\n"
+        "categories:\n"
+        "  people: {classes: [person], expert: experts/people.safetensors}\n"
+        "  animals: {classes: [cat, dog, horse, sheep, cow], expert: experts/animals.safetensors}\n"
+        "  places: {classes: [background], expert: experts/places.safetensors}\n"
+    )
+    return path
+
+
+def test_cache_routes_each_photo_once_and_is_reused(photo_folders, pipeline_yaml, tmp_path):
+    cache = build_cache(photo_folders, pipeline_yaml, size=16, cache_root=tmp_path / "c")
+    assert len(cache) == 13 and cache.ok.sum() == 12 and not cache.ok[6]  # broken.png
+    assert cache.categories == ["people", "animals", "places"]
+    images, weights = cache.array("images"), cache.array("weights")
+    assert images.shape == (13, 16, 16, 3) and images.dtype == np.uint8
+    assert weights.shape == (13, 3, 4, 4) and cache.array("features").shape == (13, 8, 2, 2)
+    # the fake router puts a person on the left half and a dog on the right half
+    people, animals = weights[0, 0].astype(float) / 255, weights[0, 1].astype(float) / 255
+    assert people[:, 0].mean() > 0.9 and animals[:, -1].mean() > 0.9
+    assert np.allclose(weights[cache.ok].sum(1), 255, atol=3)  # soft weights sum to 1
+    assert cache.mean_weights()[0, 0] == pytest.approx(0.5, abs=0.1)
+    # the same folders again: the cache is reused, not rebuilt
+    again = build_cache(photo_folders, pipeline_yaml, size=16, cache_root=tmp_path / "c")
+    assert again.root == cache.root
+    # a changed photo changes the key
+    Image.fromarray(color_image(30, 30, seed=99)).save(photo_folders[0] / "people_0.png")
+    changed = build_cache(photo_folders, pipeline_yaml, size=16, cache_root=tmp_path / "c")
+    assert changed.root != cache.root
+
+
+def test_cache_build_resumes_after_an_interruption(
+    photo_folders, pipeline_yaml, tmp_path, monkeypatch
+):
+    straight = build_cache(photo_folders, pipeline_yaml, size=16, cache_root=tmp_path / "a")
+    monkeypatch.setattr(cache_module, "_SAVE_EVERY", 4)
+    real, calls = cache_module.center_square, []
+
+    def stop_at_nine(*args):
+        calls.append(1)
+        if len(calls) == 9:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(cache_module, "center_square", stop_at_nine)
+    with pytest.raises(KeyboardInterrupt):
+        build_cache(photo_folders, pipeline_yaml, size=16, cache_root=tmp_path / "b")
+    partial = next((tmp_path / "b").iterdir())
+    assert json.loads((partial / "progress.json").read_text())["done"] == 8
+    monkeypatch.setattr(cache_module, "center_square", real)
+    resumed = build_cache(photo_folders, pipeline_yaml, size=16, cache_root=tmp_path / "b")
+    for name in ("images", "weights", "features"):
+        assert np.array_equal(resumed.array(name), straight.array(name)), name
+    assert resumed.index["mean_weights"] == straight.index["mean_weights"]
+
+
+def test_routed_split_and_samples(photo_folders, pipeline_yaml, tmp_path):
+    cache = build_cache(photo_folders, pipeline_yaml, size=16, cache_root=tmp_path / "c")
+    split = routed_split(cache, 0.3, "people")
+    assert sorted(split.train + split.val) == np.flatnonzero(cache.ok).tolist()
+    assert split.summary()["train_images_per_folder"].keys() <= {"people", "places"}
+    data = RoutedPhotos(split, split.train, crop=8, train=True, seed=1, context_weight=0.2)
+    a, b = data[(3, 0)], data[(3, 0)]
+    assert all(torch.equal(a[k], b[k]) for k in a)  # a pure function of (seed, epoch, index)
+    assert a["rgb"].shape == (3, 8, 8) and a["features"].shape == (FEATURES, 1, 1)
+    assert a["weight"].min() >= 0.2 - 1e-6 and a["weight"].max() <= 1.0 + 1e-6
+    val = RoutedPhotos(split, split.val, crop=16, train=False, context_weight=0.2)[0]
+    left, right = val["weight"][0, :, :4].mean(), val["weight"][0, :, -4:].mean()
+    assert left > 0.9 and right < 0.3  # people pixels count fully, the dog's as context
+    general = routed_split(cache, 0.3, None)
+    whole = RoutedPhotos(general, general.val, crop=16, train=False)[0]
+    assert torch.equal(whole["weight"], torch.ones(1, 16, 16))
+
+
+def routed_config(tmp_path: Path, folders: list[Path], pipeline: Path, **train) -> Path:
+    cfg = {
+        "name": "people",
+        "data": {
+            "root": [str(f) for f in folders],
+            "size": 16,
+            "val_fraction": 0.3,
+            "routing": {
+                "pipeline": str(pipeline),
+                "cache_size": 16,
+                "cache_dir": str(tmp_path / "cache"),
+            },
+        },
+        "model": {
+            "arch": "resnet18_unet_semantic",
+            "feature_channels": FEATURES,
+            "decoder_channels": [16, 8, 8],
+        },
+        "loss": {"kind": "rebalanced", "hist_images": 8},
+        "optim": {"lr": 3e-3},
+        "train": {"epochs": 4, "batch_size": 4, "workers": 0, "seed": 0, **train},
+    }
+    path = tmp_path / "routed.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_routed_training_lowers_the_loss_and_resumes_exactly(
+    photo_folders, pipeline_yaml, tmp_path
+):
+    torch.set_num_threads(1)
+    config = routed_config(tmp_path, photo_folders, pipeline_yaml)
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    assert cli(["train", str(config), "--out", str(straight)]) == 0
+    history = [json.loads(x) for x in (straight / "metrics.jsonl").read_text().splitlines()]
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    expert = load_expert(straight / "expert.safetensors")
+    assert expert.uses_features and expert.card["data"]["routing"] == "people"
+    assert cli(["train", str(config), "--out", str(resumed), "--epochs", "1"]) == 0
+    assert cli(["train", str(config), "--out", str(resumed), "--resume", "--epochs", "4"]) == 0
+    a, b = load_file(straight / "expert.safetensors"), load_file(resumed / "expert.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_train_set_overrides_any_key(photo_folders, pipeline_yaml, tmp_path):
+    config = routed_config(tmp_path, photo_folders, pipeline_yaml)
+    out = tmp_path / "set"
+    args = ["--set", "train.epochs=1", "--set", "data.routing.category=all", "--out", str(out)]
+    assert cli(["train", str(config), *args]) == 0
+    assert load_expert(out / "expert.safetensors").card["data"]["routing"] == "all pixels"
+    assert cli(["train", str(config), "--set", "train.epochs"]) == 2  # one-line error
+
+
+# ----------------------------------------------------------------------------- pipeline
+
+
+def test_pipeline_hands_features_to_experts_on_crops(pipeline_yaml):
+    pipeline = Pipeline.from_config(pipeline_yaml, device="cpu")
+    image = color_image(40, 64)
+    lab = pipeline.lab(image)
+    routing = pipeline.route_lab(lab)
+    assert routing.feature_grid is not None and routing.feature_grid.shape == (1, FEATURES, 4, 7)
+    ab, _ = pipeline.merge_routed(lab, routing)
+    routing.features = None  # the same photo without semantic input: other colors
+    routing.__dict__.pop("feature_grid", None)
+    ab_without, _ = pipeline.merge_routed(lab, routing)
+    assert ab.shape == ab_without.shape == (1, 2, 32, 51)
+    assert not torch.allclose(ab, ab_without)
+    assert pipeline.colorize(image).shape == (40, 64, 3)
