@@ -71,7 +71,9 @@ class Expert(nn.Module):
             features = None
         elif features is not None:
             features = _fit_grid(features, l_norm.shape[-2:])
-        return self.forward_raw(l_norm, features)[..., :height, :width]
+        # experts without features keep the one-argument ``forward_raw`` of older subclasses
+        raw = self.forward_raw(l_norm) if features is None else self.forward_raw(l_norm, features)
+        return raw[..., :height, :width]
 
     def decode(self, raw: torch.Tensor) -> torch.Tensor:
         """Raw output -> normalised ab."""
