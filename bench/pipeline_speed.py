@@ -73,6 +73,11 @@ def main() -> int:
     parser.add_argument("--photo", type=Path, default=DEFAULT_PHOTO)
     parser.add_argument("--size", type=int, default=512, help="photo resized to SIZE x SIZE")
     parser.add_argument("--pipeline", type=Path, help="pipeline YAML (default: random experts)")
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        help="a second pipeline YAML (e.g. an earlier release's) timed in the same rounds",
+    )
     parser.add_argument("--working-size", type=int, default=256)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
@@ -162,6 +167,12 @@ def main() -> int:
         "models_pipeline": models_pipeline,
         "models_baseline": models_baseline,
     }
+    if args.compare:
+        other = Pipeline.from_config(
+            args.compare, device=args.device, working_size=args.working_size
+        )
+        other.colorize(gray)
+        jobs["compare"] = lambda: other.colorize(gray)
     results: dict[str, list[tuple[float, float]]] = {key: [] for key in jobs}
     for _ in range(args.rounds):
         for key, job in jobs.items():
@@ -191,6 +202,15 @@ def main() -> int:
         cpu = med(top, 1) / med(bottom, 1)
         print(f"ratio pipeline / (segmenter + one expert), {what}: {wall:.2f} wall, {cpu:.2f} CPU")
     print("target: <= 1.5 end to end")
+    if args.compare:
+        print(
+            f"{'--compare pipeline':>28}: {med('compare', 0) * 1000:7.0f} ms wall, "
+            f"{med('compare', 1) * 1000:7.0f} ms CPU ({args.compare})"
+        )
+        print(
+            f"ratio pipeline / --compare pipeline: {med('pipeline', 0) / med('compare', 0):.2f} "
+            f"wall, {med('pipeline', 1) / med('compare', 1):.2f} CPU (target: <= 1.5)"
+        )
     return 0
 
 
