@@ -16,17 +16,20 @@ import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from segcolor.color.lab import AB_SCALE, lab_to_rgb, normalize_l, rgb_to_lab
-from segcolor.color.recombine import recombine
+from segcolor.color.bands import BAND_PIXELS, shrink_rows
+from segcolor.color.lab import AB_SCALE, lab_to_rgb, normalize_l
+from segcolor.color.lightness import check_pixels, lightness_rows
+from segcolor.color.recombine import recombine_bands
 from segcolor.device import preferred_memory_format, select_device
 from segcolor.errors import ConfigError, SegcolorError, WeightsNotFoundError
 from segcolor.experts import Expert, load_expert
+from segcolor.io.images import float_rgb
 from segcolor.merge import Patch, composite, feather_sigma, plan_crops, run_on_crops
 from segcolor.router.categories import (
     DEFAULT_SEGMENTER,
@@ -53,38 +56,48 @@ def working_shape(height: int, width: int, working_size: int) -> tuple[int, int]
 
 @dataclass
 class LabImage:
-    """An image converted to Lab once, at full size and at the working size."""
+    """An image's lightness: at the working size as a tensor; at full size computed a band of
+    rows at a time from the decoded pixels, so a large scan gets no full-size float copy."""
 
-    lightness: torch.Tensor  # (1,1,H,W) L in [0,100], full resolution
     l_small: torch.Tensor  # (1,1,h,w) L in [0,100], working resolution
+    pixels: np.ndarray  # as decoded: (H,W) gray or (H,W,3) RGB, uint8/uint16 or float in [0,1]
+    band_pixels: int = BAND_PIXELS  # rows per band of the full-resolution stage, in pixels
 
     @classmethod
-    def from_rgb(cls, rgb: np.ndarray, working_size: int, device: torch.device) -> LabImage:
-        tensor = torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32))
-        tensor = tensor.permute(2, 0, 1).unsqueeze(0).to(device)
-        lightness = rgb_to_lab(tensor)[:, :1]
-        size = working_shape(*lightness.shape[-2:], working_size)
-        small = (
-            lightness
-            if size == tuple(lightness.shape[-2:])
-            else F.interpolate(
-                lightness, size=size, mode="bilinear", antialias=True, align_corners=False
-            )
-        )
-        return cls(lightness=lightness, l_small=small)
+    def from_rgb(
+        cls,
+        rgb: np.ndarray,
+        working_size: int,
+        device: torch.device,
+        band_pixels: int = BAND_PIXELS,
+    ) -> LabImage:
+        """Accepts what ``as_float_rgb`` accepts (uint8/uint16/float, gray or RGB); no copy."""
+        pixels = check_pixels(np.asarray(rgb))
+        size = pixels.shape[:2]
+        working = working_shape(*size, working_size)
+        rows_of = partial(lightness_rows, pixels)
+        small = shrink_rows(rows_of, size, working, torch.device(device), band_pixels)
+        return cls(l_small=small, pixels=pixels, band_pixels=band_pixels)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.pixels.shape[0], self.pixels.shape[1]
+
+    def lightness_rows(self, start: int, stop: int) -> np.ndarray:
+        """L of rows ``start:stop`` at full resolution, float32 (rows, W)."""
+        return lightness_rows(self.pixels, start, stop)
+
+    @property
+    def lightness(self) -> torch.Tensor:
+        """Full-size L (1,1,H,W) as one float tensor (4 bytes a pixel: for inspection)."""
+        full = self.lightness_rows(0, self.size[0])
+        return torch.from_numpy(full).to(self.l_small.device)[None, None]
 
 
 def as_float_rgb(image: np.ndarray) -> np.ndarray:
-    """Accept H x W (gray) or H x W x 3 (RGB), uint8 or float in [0,1]; return float32 RGB."""
-    array = np.asarray(image)
-    if array.ndim == 2:
-        array = np.repeat(array[:, :, None], 3, axis=2)
-    if array.ndim != 3 or array.shape[2] not in (3, 4):
-        raise ValueError(f"expected an H x W or H x W x 3 image, got shape {array.shape}")
-    array = array[:, :, :3]
-    if array.dtype == np.uint8:
-        return array.astype(np.float32) / 255.0
-    return np.clip(array.astype(np.float32), 0.0, 1.0)
+    """Accept H x W (gray) or H x W x 3 (RGB), uint8, uint16 or float in [0,1]; return float32
+    RGB (a full-size copy: ``colorize`` does not need one)."""
+    return float_rgb(image)
 
 
 def to_uint8(rgb: np.ndarray) -> np.ndarray:
@@ -296,8 +309,7 @@ class Pipeline:
         """Routing of a converted photo from (possibly smoothed) class probabilities."""
         if self.router is None:
             raise SegcolorError("this pipeline has a single expert and no router")
-        size = tuple(lab.lightness.shape[-2:])
-        routing = self.router.route_probs(probs, size=size, gray=self.gray_rgb(lab))
+        routing = self.router.route_probs(probs, size=lab.size, gray=self.gray_rgb(lab))
         routing.features = features
         return routing
 
@@ -306,7 +318,7 @@ class Pipeline:
         """Routing of a converted photo; the segmenter sees its lightness as gray RGB."""
         if self.router is None:
             raise SegcolorError("this pipeline has a single expert and no router to inspect")
-        return self.router.route(self.gray_rgb(lab), size=tuple(lab.lightness.shape[-2:]))
+        return self.router.route(self.gray_rgb(lab), size=lab.size)
 
     def route(self, image: np.ndarray) -> Routing:
         """Which expert colors which pixels: ``.categories``, ``.category_map``, ``.weights``
@@ -405,25 +417,33 @@ class Pipeline:
         return self._to_rgb(lab, self.predict_ab(lab))
 
     @torch.inference_mode()
-    def colorize_routed(self, rgb: np.ndarray) -> tuple[np.ndarray, Routing]:
-        """Like ``colorize_float``, also returning the routing it used (routed pipelines)."""
+    def colorize_routed(
+        self, rgb: np.ndarray, dtype: type = np.float32
+    ) -> tuple[np.ndarray, Routing]:
+        """Like ``colorize_float``, also returning the routing it used (routed pipelines);
+        ``dtype`` np.uint8 returns what ``colorize`` returns."""
         lab = LabImage.from_rgb(rgb, self.working_size, self.device)
         routing = self.route_lab(lab)
-        return self._to_rgb(lab, self.merge_routed(lab, routing)[0]), routing
+        return self.to_rgb(lab, self.merge_routed(lab, routing)[0], dtype), routing
 
     @staticmethod
-    def to_rgb(lab: LabImage, ab: torch.Tensor) -> np.ndarray:
-        """Working-resolution ab (1,2,h,w) joined with the full-resolution L -> float RGB."""
-        out = recombine(lab.lightness, ab)
-        return out[0].permute(1, 2, 0).float().cpu().numpy()
+    def to_rgb(lab: LabImage, ab: torch.Tensor, dtype: type = np.float32) -> np.ndarray:
+        """Working-resolution ab (1,2,h,w) joined with the full-resolution L -> RGB (H,W,3):
+        float32 in [0,1], or uint8 rounded as ``to_uint8`` rounds. Done a band of rows at a
+        time: memory beyond the output grows with the band, not the photo."""
+        out = np.empty((*lab.size, 3), dtype=dtype)
+        return recombine_bands(lab.lightness_rows, ab, out, lab.band_pixels)
 
     @staticmethod
     def _to_rgb(lab: LabImage, ab: torch.Tensor) -> np.ndarray:
         return Pipeline.to_rgb(lab, ab)
 
+    @torch.inference_mode()
     def colorize(self, image: np.ndarray) -> np.ndarray:
-        """H x W x 3 (or H x W gray) uint8 RGB in -> H x W x 3 uint8 RGB out."""
-        return to_uint8(self.colorize_float(as_float_rgb(image)))
+        """H x W x 3 (or H x W gray) uint8/uint16/float RGB in -> H x W x 3 uint8 RGB out, with
+        no full-size float copy (a 24 MP scan needs about its input and output in memory)."""
+        lab = LabImage.from_rgb(image, self.working_size, self.device)
+        return self.to_rgb(lab, self.predict_ab(lab), np.uint8)
 
     @torch.inference_mode()
     def analyze(self, image: np.ndarray, expert_images: bool = True) -> Analysis:

@@ -171,3 +171,55 @@ def test_bad_checkpoint_is_one_line(tmp_path, kind, capsys):
     )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and str(ckpt) in err[0]
+
+
+def test_sixteen_bit_scan_is_colorized_from_its_sixteen_bit_lightness(tmp_path, expert_path):
+    ramp = np.linspace(0, 65535, 60 * 90).reshape(60, 90).astype(np.uint16)
+    Image.fromarray(ramp).save(tmp_path / "deep.png")
+    code = main(
+        ["colorize", str(tmp_path / "deep.png"), "-o", str(tmp_path / "out.png"), "--expert"]
+        + [str(expert_path)]
+    )
+    assert code == 0
+    out = Image.open(tmp_path / "out.png")
+    assert out.mode == "RGB" and out.size == (90, 60)  # written as 8-bit, as before
+    truth = skimage.color.rgb2lab(np.repeat((ramp / 65535.0)[..., None], 3, axis=2))[..., 0]
+    assert np.abs(lightness(tmp_path / "out.png") - truth).mean() < 0.3
+
+
+def test_colorize_matches_the_whole_image_path_on_a_historical_photo(expert_path, historical_photo):
+    """The banded uint8 path against the float whole-image recombination it replaced."""
+    import torch
+
+    from segcolor.color.lab import fit_to_gamut, lab_to_rgb, rgb_to_lab
+    from segcolor.color.recombine import upsample_ab
+    from segcolor.io.images import load_image
+    from segcolor.pipeline import LabImage, to_uint8
+
+    pipeline = Pipeline.from_expert(expert_path, device="cpu")
+    image = load_image(historical_photo)
+    out = pipeline.colorize(image.pixels)
+    rgb = torch.from_numpy(image.rgb).permute(2, 0, 1)[None]
+    lightness = rgb_to_lab(rgb)[:, :1]
+    ab = pipeline.predict_ab(LabImage.from_rgb(image.rgb, pipeline.working_size, pipeline.device))
+    ab_full = upsample_ab(ab, tuple(lightness.shape[-2:]))
+    before = lab_to_rgb(fit_to_gamut(torch.cat([lightness, ab_full], dim=1)))
+    before = to_uint8(before[0].permute(1, 2, 0).numpy())
+    lab_out, lab_before = skimage.color.rgb2lab(out / 255.0), skimage.color.rgb2lab(before / 255.0)
+    assert np.abs(lab_out[..., 1:] - lab_before[..., 1:]).mean() < 0.05
+    assert np.abs(lab_out[..., 0] - lightness[0, 0].numpy()).mean() < 0.1
+
+
+def test_band_size_does_not_change_the_colors(expert_path):
+    from segcolor.pipeline import LabImage
+
+    pipeline = Pipeline.from_expert(expert_path, device="cpu")
+    gray = color_image(75, 101).mean(axis=2).astype(np.uint8)
+    whole = LabImage.from_rgb(gray, 48, pipeline.device)
+    banded = LabImage.from_rgb(gray, 48, pipeline.device, band_pixels=101 * 2 + 30)
+    same_small = np.array_equal(whole.l_small.numpy(), banded.l_small.numpy())
+    ab = pipeline.predict_ab(whole)
+    a, b = Pipeline.to_rgb(whole, ab, np.uint8), Pipeline.to_rgb(banded, ab, np.uint8)
+    assert same_small and a.dtype == np.uint8 and a.shape == (75, 101, 3)
+    assert np.abs(a.astype(int) - b).max() <= 1 and (a != b).mean() < 0.001
+    np.testing.assert_allclose(Pipeline.to_rgb(whole, ab), a / 255.0, atol=0.5 / 255 + 1e-6)

@@ -75,9 +75,36 @@ def test_sixteen_bit_grayscale_keeps_its_precision(tmp_path):
     ramp = (np.linspace(0, 65535, 40 * 30).reshape(30, 40)).astype(np.uint16)
     Image.fromarray(ramp).save(tmp_path / "deep.png")
     loaded = load_image(tmp_path / "deep.png")
+    assert loaded.pixels.dtype == np.uint16 and np.array_equal(loaded.pixels, ramp)
     assert loaded.rgb.shape == (30, 40, 3)
     np.testing.assert_allclose(loaded.rgb[..., 0], ramp / 65535.0, atol=1e-6)
     assert len(np.unique(loaded.rgb)) > 256  # more levels than 8 bits could hold
+
+
+def test_pixels_stay_as_decoded_and_rgb_is_a_writable_float_copy(tmp_path):
+    rgb = color_image(24, 32)
+    Image.fromarray(rgb).convert("L").save(tmp_path / "gray.png")
+    Image.fromarray(rgb).save(tmp_path / "rgb.png")
+    rgba = Image.fromarray(rgb).convert("RGBA")
+    rgba.putalpha(77)
+    rgba.save(tmp_path / "rgba.png")
+    gray = load_image(tmp_path / "gray.png")
+    assert gray.pixels.dtype == np.uint8 and gray.pixels.shape == (24, 32) and gray.size == (24, 32)
+    color = load_image(tmp_path / "rgb.png")
+    assert color.pixels.dtype == np.uint8 and np.array_equal(color.pixels, rgb)
+    np.testing.assert_allclose(color.rgb, rgb / 255.0, atol=1e-6)
+    for loaded in (gray, color):
+        assert loaded.rgb.flags.writeable and loaded.rgb.dtype == np.float32
+    alpha = load_image(tmp_path / "rgba.png")
+    assert alpha.alpha_pixels.dtype == np.uint8 and (alpha.alpha_pixels == 77).all()
+
+
+def test_thirty_two_bit_integer_image_is_read_as_sixteen_bit(tmp_path):
+    deep = (np.arange(30 * 40).reshape(30, 40) * 50).astype(np.int32)
+    Image.fromarray(deep, "I").save(tmp_path / "deep.tif")
+    loaded = load_image(tmp_path / "deep.tif")
+    assert loaded.pixels.dtype == np.uint16
+    np.testing.assert_allclose(loaded.rgb[..., 0], deep / 65535.0, atol=1e-6)
 
 
 def test_cmyk_palette_rgba_and_gray_are_converted(tmp_path):
@@ -110,6 +137,11 @@ def test_save_image_is_atomic_and_round_trips(tmp_path):
     rgb = color_image(16, 24).astype(np.float32) / 255.0
     save_image(tmp_path / "out" / "x.png", rgb)
     np.testing.assert_allclose(load_image(tmp_path / "out" / "x.png").rgb, rgb, atol=1 / 255)
+    save_image(
+        tmp_path / "out" / "x.png", color_image(16, 24), alpha=np.full((16, 24), 9, np.uint8)
+    )
+    saved = np.asarray(Image.open(tmp_path / "out" / "x.png"))
+    assert np.array_equal(saved[..., :3], color_image(16, 24)) and (saved[..., 3] == 9).all()
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["x.png"]  # no temp files left
     with pytest.raises(BadImageError, match="unsupported output extension"):
         save_image(tmp_path / "x.xyz", rgb)

@@ -52,29 +52,49 @@ def lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
 
 
 def _lab_to_rgb_unclipped(lab: torch.Tensor) -> torch.Tensor:
+    return _encode_srgb(_lab_to_linear(lab))
+
+
+def _lab_to_linear(lab: torch.Tensor) -> torch.Tensor:
+    """Lab -> linear-light RGB, unclipped."""
     lightness, a, b = lab.unbind(dim=-3)
     fy = (lightness + 16.0) / 116.0
     fx = fy + a / 500.0
     fz = fy - b / 200.0
     f = torch.stack((fx, fy, fz), dim=-3)
-    xyz = torch.where(f**3 > _EPS, f**3, (116.0 * f - 16.0) / _KAPPA) * _white(lab)
-    linear = _mix(_XYZ_TO_RGB, xyz)
+    cube = f**3
+    xyz = torch.where(cube > _EPS, cube, (116.0 * f - 16.0) / _KAPPA) * _white(lab)
+    return _mix(_XYZ_TO_RGB, xyz)
+
+
+def _encode_srgb(linear: torch.Tensor) -> torch.Tensor:
     return torch.where(
         linear > 0.0031308, 1.055 * linear.clamp_min(1e-12) ** (1.0 / 2.4) - 0.055, 12.92 * linear
     )
+
+
+def channels_within(x: torch.Tensor, low: float, high: float) -> torch.Tensor:
+    """(..., 3, H, W) -> (..., 1, H, W): all three channels in [low, high] (NaN is not).
+    Six comparisons on the channel planes: several times faster than ``.all`` over dim -3."""
+    first, second, third = x.split(1, dim=-3)
+    inside = (first >= low) & (first <= high) & (second >= low)
+    return inside & (second <= high) & (third >= low) & (third <= high)
 
 
 def fit_to_gamut(lab: torch.Tensor, steps: int = 10, tol: float = 1e-3) -> torch.Tensor:
     """Shrink the chroma of out-of-gamut pixels until they fit sRGB, keeping L and hue.
 
     Clipping RGB instead would shift lightness; this keeps the output's L equal to the input's.
-    A bisection on the chroma scale per pixel (gray, scale 0, is always in gamut).
+    A bisection on the chroma scale per pixel (gray, scale 0, is always in gamut). sRGB's
+    [-tol, 1 + tol] is tested in linear light, where it maps to exact bounds (the sRGB curve is
+    monotonic), so no step pays for the power function.
     """
     lightness, ab = lab[..., :1, :, :], lab[..., 1:, :, :]
+    darkest, brightest = -tol / 12.92, ((1.0 + tol + 0.055) / 1.055) ** 2.4
 
     def in_gamut(scale: torch.Tensor) -> torch.Tensor:
-        rgb = _lab_to_rgb_unclipped(torch.cat([lightness, ab * scale], dim=-3))
-        return ((rgb >= -tol) & (rgb <= 1.0 + tol)).all(dim=-3, keepdim=True)
+        linear = _lab_to_linear(torch.cat([lightness, ab * scale], dim=-3))
+        return channels_within(linear, darkest, brightest)
 
     ok = in_gamut(torch.ones_like(lightness))
     if bool(ok.all()):

@@ -12,6 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from segcolor.errors import SegcolorError
@@ -101,13 +102,15 @@ def run(args: argparse.Namespace) -> int:
     progress = tqdm(plan, desc="colorize", unit="img", disable=len(plan) < 2, file=sys.stderr)
     for src, dst in progress:
         try:
-            image = load_image(src)
+            image = load_image(src)  # as decoded: a float copy of a large scan would cost GBs
             if args.show_routing and pipeline.routed:
-                rgb, routing = pipeline.colorize_routed(image.rgb)
+                rgb, routing = pipeline.colorize_routed(image.pixels, dtype=np.uint8)
                 tqdm.write(f"{src}: {routing.summary()}", file=sys.stdout)
             else:
-                rgb = pipeline.colorize_float(image.rgb)
-            save_image(dst, rgb, alpha=image.alpha)
+                rgb = pipeline.colorize(image.pixels)
+            alpha, image = image.alpha_pixels, None  # the input is not held while encoding
+            save_image(dst, rgb, alpha=alpha)
+            rgb = alpha = None
         except SegcolorError as err:
             failures.append(str(err))
             tqdm.write(f"segcolor: error: {err}", file=sys.stderr)

@@ -1,8 +1,11 @@
-"""Load any reasonable photo as float RGB, or fail with one line that says what is wrong.
+"""Load any reasonable photo, or fail with one line that says what is wrong.
 
 Accepted and converted: 8/16-bit grayscale, RGB, palette, CMYK, RGBA/LA (alpha is kept and
 re-attached on output), EXIF-rotated files. Refused: empty, truncated, corrupt or non-image
 files, animations (use ``segcolor video``) and images above the decompression-bomb limit.
+
+Pixels stay as decoded (uint8 or uint16, gray or RGB): a float RGB copy costs 12 bytes a pixel,
+288 MB for a 24 MP scan, and the colorizer does not need one (``LoadedImage.rgb`` makes one).
 """
 
 from __future__ import annotations
@@ -33,28 +36,60 @@ DEFAULT_MAX_PIXELS = 100_000_000  # 100 MP; Pillow's own default bomb limit is ~
 
 @dataclass
 class LoadedImage:
-    """An image ready for colorization."""
+    """An image ready for colorization, orientation already applied."""
 
-    rgb: np.ndarray  # (H, W, 3) float32 in [0, 1], orientation already applied
-    alpha: np.ndarray | None = None  # (H, W) float32 in [0, 1]
+    pixels: np.ndarray  # (H, W) gray or (H, W, 3) RGB: uint8, uint16 (16-bit) or float32 [0, 1];
+    # read-only (a view of the decoded bytes)
+    alpha_pixels: np.ndarray | None = None  # (H, W) uint8
     notes: list[str] = field(default_factory=list)  # conversions a user may want to know about
 
     @property
     def size(self) -> tuple[int, int]:
-        return self.rgb.shape[0], self.rgb.shape[1]
+        return self.pixels.shape[0], self.pixels.shape[1]
+
+    @property
+    def rgb(self) -> np.ndarray:
+        """(H, W, 3) float32 in [0, 1]: a new full-size copy on each access."""
+        return float_rgb(self.pixels)
+
+    @property
+    def alpha(self) -> np.ndarray | None:
+        """(H, W) float32 in [0, 1], or None."""
+        if self.alpha_pixels is None:
+            return None
+        return self.alpha_pixels.astype(np.float32) / 255.0
 
 
-def _to_float(image: Image.Image) -> np.ndarray:
+def float_rgb(pixels: np.ndarray) -> np.ndarray:
+    """H x W or H x W x 3/4 (alpha dropped), uint8/uint16/bool/float -> float32 RGB in [0, 1]."""
+    array = np.asarray(pixels)
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if array.ndim != 3 or array.shape[2] not in (1, 3, 4):
+        raise ValueError(f"expected an H x W or H x W x 3 image, got shape {array.shape}")
+    array = array[:, :, :3]
+    if array.dtype == np.uint8:
+        rgb = array.astype(np.float32) / 255.0
+    elif array.dtype == np.uint16:
+        rgb = array.astype(np.float32) / 65535.0
+    else:
+        rgb = np.clip(array.astype(np.float32), 0.0, 1.0)
+    return np.repeat(rgb, 3, axis=2) if rgb.shape[2] == 1 else np.ascontiguousarray(rgb)
+
+
+def _pixels(image: Image.Image) -> np.ndarray:
+    """The decoded values, kept in 8 or 16 bits (float only for float images)."""
     array = np.asarray(image)
     if array.dtype == np.uint8:
-        return array.astype(np.float32) / 255.0
-    if array.dtype == bool:
-        return array.astype(np.float32)
-    if image.mode.startswith("I;16") or array.dtype == np.uint16:
-        return array.astype(np.float32) / 65535.0
+        return array
+    if array.dtype.kind in "ui" and array.itemsize == 2:  # the I;16 modes
+        if array.dtype.kind == "i":
+            array = np.clip(array, 0, None)
+        return array.astype(np.uint16, copy=False)  # native byte order, a copy only if not
     if image.mode == "I":  # 32-bit int PNGs hold 16-bit data in practice
-        top = 65535.0 if array.max() > 255 else 255.0
-        return np.clip(array.astype(np.float32) / top, 0.0, 1.0)
+        if array.max() > 255:
+            return np.clip(array, 0, 65535).astype(np.uint16)
+        return np.clip(array, 0, 255).astype(np.uint8)
     if image.mode == "F":
         return np.clip(array.astype(np.float32), 0.0, 1.0)
     raise BadImageError(f"unsupported pixel format {image.mode!r}")
@@ -73,7 +108,7 @@ def _decode(path: Path, max_pixels: int) -> LoadedImage:
                         f"animated image with {frames} frames; use `segcolor video` for animations"
                     )
                 image.load()
-                image = ImageOps.exif_transpose(image)
+                ImageOps.exif_transpose(image, in_place=True)  # no copy when upright
                 return _convert(image)
     finally:
         Image.MAX_IMAGE_PIXELS = previous
@@ -87,7 +122,7 @@ def _convert(image: Image.Image) -> LoadedImage:
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
         mode = image.mode
     if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        alpha = np.asarray(image.getchannel("A"), dtype=np.float32) / 255.0
+        alpha = np.asarray(image.getchannel("A"), dtype=np.uint8)
         image = image.convert("RGB" if mode.startswith("RGB") else "L")
         mode = image.mode
         notes.append("alpha channel kept as is")
@@ -99,20 +134,17 @@ def _convert(image: Image.Image) -> LoadedImage:
         mode = "L"
     if mode.startswith("I;16") or mode in ("I", "F"):
         notes.append(f"{mode} image read at full precision, written as 8-bit")
-    if mode == "RGB":
-        rgb = _to_float(image)
-    else:
-        gray = _to_float(image)
-        if gray.ndim != 2:
-            raise BadImageError(f"unsupported pixel format {image.mode!r}")
-        rgb = np.repeat(gray[:, :, None], 3, axis=2)
-    if rgb.shape[0] < 2 or rgb.shape[1] < 2:
-        raise BadImageError(f"image is too small ({rgb.shape[1]}x{rgb.shape[0]} pixels)")
-    return LoadedImage(rgb=np.ascontiguousarray(rgb, dtype=np.float32), alpha=alpha, notes=notes)
+    pixels = _pixels(image)
+    if pixels.ndim != (3 if mode == "RGB" else 2):
+        raise BadImageError(f"unsupported pixel format {image.mode!r}")
+    if pixels.shape[0] < 2 or pixels.shape[1] < 2:
+        raise BadImageError(f"image is too small ({pixels.shape[1]}x{pixels.shape[0]} pixels)")
+    return LoadedImage(pixels=np.ascontiguousarray(pixels), alpha_pixels=alpha, notes=notes)
 
 
 def load_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
-    """Read ``path`` as float RGB, or raise a one-line ``BadImageError`` naming the file."""
+    """Read ``path`` (``.pixels`` as decoded, ``.rgb`` as float RGB), or raise a one-line
+    ``BadImageError`` naming the file."""
     path = Path(path)
     if not path.exists():
         raise BadImageError("no such file", path)
@@ -140,7 +172,8 @@ def load_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Loaded
 def save_image(
     path: str | Path, rgb: np.ndarray, alpha: np.ndarray | None = None, quality: int = 95
 ) -> None:
-    """Write float RGB in [0,1] atomically; the format follows the extension."""
+    """Write RGB (float in [0,1], or uint8 as is) atomically; the format follows the extension.
+    ``alpha``: (H, W) float in [0,1] or uint8."""
     path = Path(path)
     fmt = OUTPUT_FORMATS.get(path.suffix.lower())
     if fmt is None:
@@ -149,15 +182,20 @@ def save_image(
             f"{', '.join(sorted(OUTPUT_FORMATS))})",
             path,
         )
-    pixels = np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8)
-    image = Image.fromarray(pixels, "RGB")
+    image = Image.fromarray(_as_uint8(rgb), "RGB")
     if alpha is not None and fmt in ("PNG", "WEBP", "TIFF"):
-        image.putalpha(Image.fromarray(np.clip(np.rint(alpha * 255.0), 0, 255).astype(np.uint8)))
+        image.putalpha(Image.fromarray(_as_uint8(alpha)))
     options: dict = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
     if fmt == "JPEG":
         options["subsampling"] = 0  # 4:4:4: chroma is what we produce, keep all of it
     with atomic_write(path) as tmp:
         image.save(tmp, format=fmt, **options)
+
+
+def _as_uint8(values: np.ndarray) -> np.ndarray:
+    if values.dtype == np.uint8:
+        return values
+    return np.clip(np.rint(values * 255.0), 0, 255).astype(np.uint8)
 
 
 def find_images(root: str | Path) -> list[Path]:
