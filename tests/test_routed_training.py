@@ -19,7 +19,9 @@ from segcolor.pipeline import Pipeline
 from segcolor.router.features import crop_features, features_on_grid, sample_features
 from segcolor.router.segmenters import register_segmenter
 from segcolor.train import cache as cache_module
+from segcolor.train import engine
 from segcolor.train.cache import RoutedPhotos, build_cache, routed_split
+from segcolor.train.engine import load_checkpoint
 from segcolor.train.losses import PixelLoss, RareColorLoss
 
 from .conftest import color_image
@@ -230,7 +232,7 @@ def routed_config(tmp_path: Path, folders: list[Path], pipeline: Path, **train) 
 
 
 def test_routed_training_lowers_the_loss_and_resumes_exactly(
-    photo_folders, pipeline_yaml, tmp_path
+    photo_folders, pipeline_yaml, tmp_path, monkeypatch
 ):
     torch.set_num_threads(1)
     config = routed_config(tmp_path, photo_folders, pipeline_yaml)
@@ -240,8 +242,20 @@ def test_routed_training_lowers_the_loss_and_resumes_exactly(
     assert history[-1]["train_loss"] < history[0]["train_loss"]
     expert = load_expert(straight / "expert.safetensors")
     assert expert.uses_features and expert.card["data"]["routing"] == "people"
-    assert cli(["train", str(config), "--out", str(resumed), "--epochs", "1"]) == 0
-    assert cli(["train", str(config), "--out", str(resumed), "--resume", "--epochs", "4"]) == 0
+    real_step, calls = engine.train_step, []
+
+    def stop_in_epoch_three(*args, **kwargs):  # Ctrl-C in the middle of epoch 3
+        calls.append(1)
+        if len(calls) == 2 * steps + 1:
+            raise KeyboardInterrupt
+        return real_step(*args, **kwargs)
+
+    steps = load_checkpoint(straight / "checkpoint.pt")["data"]["train_images"] // 4
+    monkeypatch.setattr(engine, "train_step", stop_in_epoch_three)
+    assert cli(["train", str(config), "--out", str(resumed)]) == 130
+    assert load_checkpoint(resumed / "checkpoint.pt")["epoch"] == 2
+    monkeypatch.setattr(engine, "train_step", real_step)
+    assert cli(["train", str(config), "--out", str(resumed), "--resume"]) == 0
     a, b = load_file(straight / "expert.safetensors"), load_file(resumed / "expert.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)
 

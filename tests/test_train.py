@@ -264,7 +264,10 @@ def test_resume_gives_exactly_the_weights_of_an_uninterrupted_run(
     assert train(edited, "--out", killed, "--resume") == 0  # a resumed run keeps its config
     assert "ignoring the changes to optim.lr" in caplog.text
 
-    for out in (extended, killed):
+    # extending a finished run continues it (its schedule was for 1 epoch, so it is not the
+    # 2-epoch run: the cosine decays every step over the total)
+    assert [r["epoch"] for r in metrics(extended)] == [1, 2]
+    for out in (killed,):
         weights = load_file(out / "expert.safetensors")
         assert weights.keys() == reference.keys()
         assert all(torch.equal(weights[k], reference[k]) for k in reference), out

@@ -44,6 +44,7 @@ DEFAULTS: dict[str, Any] = {
         "scheduler": "cosine",  # cosine | step, stepped per epoch
         "step_size": 10,  # step: epochs between decays
         "gamma": 0.1,  # step: decay factor
+        "warmup": 0.0,  # share of all steps with a linear ramp-up (fine-tunes: a fresh optimizer)
     },
     "train": {
         "epochs": 25,
@@ -210,6 +211,8 @@ def validate(cfg: dict[str, Any], path: str | Path) -> dict[str, Any]:
     _choice(cfg["optim"]["scheduler"], SCHEDULERS, "optim.scheduler", path)
     _number(cfg, "optim.step_size", int, path, 1)
     _number(cfg, "optim.gamma", float, path, 0.0, 1.0, low_open=True)
+    cfg["optim"].setdefault("warmup", 0.0)  # runs saved before the key existed
+    _number(cfg, "optim.warmup", float, path, 0.0, 0.5)
     train = cfg["train"]
     _number(cfg, "train.epochs", int, path, 1)
     _number(cfg, "train.batch_size", int, path, 1)

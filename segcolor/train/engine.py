@@ -138,11 +138,16 @@ def amp_dtype(mode: str, device: torch.device) -> torch.dtype | None:
     return {"bf16": torch.bfloat16, "fp16": torch.float16}[mode]
 
 
-def lr_factor(epoch: int, optim_cfg: dict[str, Any], epochs: int) -> float:
-    """Learning-rate multiplier of ``epoch`` (0-based): a pure function, nothing to save."""
+def lr_factor(epoch: float, optim_cfg: dict[str, Any], epochs: int) -> float:
+    """Learning-rate multiplier at ``epoch`` (0-based, fractional within an epoch): a pure
+    function, nothing to save. The cosine decays every step, so a one-epoch fine-tune still
+    ends annealed; ``warmup`` (a share of all steps) ramps up first, for a fresh optimizer
+    that starts from trained weights."""
+    warmup = optim_cfg.get("warmup", 0.0) or 0.0
+    ramp = min(1.0, epoch / (warmup * epochs)) if warmup > 0 else 1.0
     if optim_cfg["scheduler"] == "cosine":
-        return 0.5 * (1.0 + math.cos(math.pi * epoch / epochs))
-    return optim_cfg["gamma"] ** (epoch // optim_cfg["step_size"])
+        return ramp * 0.5 * (1.0 + math.cos(math.pi * epoch / epochs))
+    return ramp * optim_cfg["gamma"] ** (int(epoch) // optim_cfg["step_size"])
 
 
 def seed_everything(seed: int) -> None:
@@ -292,7 +297,11 @@ def train_one_epoch(
         dynamic_ncols=True,
         disable=not info.is_main or None,
     )
+    base_lr, steps = cfg["optim"]["lr"], max(1, len(loader))
     for step, item in enumerate(bar):
+        lr = base_lr * lr_factor(epoch + step / steps, cfg["optim"], cfg["train"]["epochs"])
+        for group in optimizer.param_groups:
+            group["lr"] = lr
         batch = as_batch(item, device)
         loss = train_step(net, criterion, optimizer, scaler, batch, boost, amp)
         total[0] += loss.double() * len(batch["rgb"])
