@@ -7,7 +7,7 @@ Rows (each a pipeline + the general model trained on the same data, steps and in
 2. ``+routed``: the routed recipe (configs/routed) without semantic features, short schedule
    (stage 1: 1 epoch; stage 2: 1 epoch), places as one expert.
 3. ``+features``: the same with the router's semantic features fused into every model.
-4. ``+longer``: the shipped recipe (configs/routed as committed: 3 + 1 epochs, places profile
+4. ``+longer``: the shipped recipe (configs/routed as committed: 5 + 1 epochs, places profile
    variants), i.e. segcolor/weights today.
 
     python bench/ablation.py train        # trains rows 2 and 3 (resumable; row 4 is the shipped
