@@ -3,6 +3,7 @@
     python bench/large_scans.py                                  # this checkout
     git worktree add /tmp/before 6d19b15
     python bench/large_scans.py --compare-to /tmp/before         # side by side with another tree
+    python bench/large_scans.py --sizes --compare-to /tmp/before # start-up only
 
 Each run is a fresh ``segcolor colorize SCAN -o OUT.jpg`` subprocess with the shipped pipeline,
 so the times include start-up and the PNG decode and JPEG encode a user waits for; peak resident
@@ -11,7 +12,8 @@ once into ``--work`` and reused. Runs of the two trees alternate, so load from o
 hits both alike; the load average is printed with the table.
 
 Start-up is timed on a small photo: from spawning the process to the first ``forward`` of any
-model (a forward pre-hook installed before segcolor is imported), and the whole run.
+model (a forward pre-hook installed before segcolor is imported), and the whole run; its runs
+alternate between the trees too, and the last column is after / before.
 
 ``--compare-to`` runs another tree's code with this interpreter: the editable install's import
 hook is removed in the child so the other tree's ``segcolor`` is the one imported (plain
@@ -147,7 +149,9 @@ def cell(run: Run | None) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=float, nargs="+", default=[1, 8.6, 24, 50], help="MP")
+    parser.add_argument(
+        "--sizes", type=float, nargs="*", default=[1, 8.6, 24, 50], help="MP (none: start-up only)"
+    )
     parser.add_argument("--bits", type=int, nargs="+", default=[8, 16], choices=[8, 16])
     parser.add_argument("--repeat", type=int, default=1, help="runs per case (median wall)")
     parser.add_argument("--startup-repeat", type=int, default=3, help="runs on the small photo")
@@ -170,13 +174,14 @@ def main() -> int:
     small_args = ["colorize", str(small), "-o", str(args.work / "small.jpg")]
     for tree in trees.values():  # first-run effects (disk cache) hit no measured run
         run_colorize(tree, small_args, env, args.timeout)
-    for name, tree in trees.items():
-        runs = [
-            run_colorize(tree, small_args, env, args.timeout) for _ in range(args.startup_repeat)
-        ]
-        results[("startup", name)] = median_run(runs)
-        helps = [run_colorize(tree, ["--help"], env, args.timeout) for _ in range(3)]
-        results[("help", name)] = median_run(helps)
+    timed = (("startup", small_args, args.startup_repeat), ("help", ["--help"], 3))
+    for key, argv, repeat in timed:
+        runs: dict[str, list[Run | None]] = {name: [] for name in trees}
+        for _ in range(repeat):
+            for name, tree in trees.items():
+                runs[name].append(run_colorize(tree, argv, env, args.timeout))
+        for name in trees:
+            results[(key, name)] = median_run(runs[name])
 
     cases = [(mp, bits) for mp in args.sizes for bits in args.bits]
     for mp, bits in cases:
@@ -201,8 +206,9 @@ def main() -> int:
         f"{load_before[0]:.1f} -> {load_after[0]:.1f}, median of {args.repeat}:\n"
     )
     header = " | ".join(f"{n} s | {n} peak MB" for n in names)
-    print(f"| scan | pixels | {header} |")
-    print("|---|---|" + "---|---|" * len(names))
+    if cases:
+        print(f"| scan | pixels | {header} |")
+        print("|---|---|" + "---|---|" * len(names))
     for mp, bits in cases:
         height, width = scan_shape(mp)
         key = f"{mp:g} MP {bits}-bit"
@@ -210,8 +216,9 @@ def main() -> int:
         print(f"| {key} | {width}×{height} | {row} |")
     width, height = Image.open(small).size
     print(f"\nStart-up on a {width}×{height} photo, median of {args.startup_repeat}:\n")
-    print("| | " + " | ".join(names) + " |")
-    print("|---|" + "---|" * len(names))
+    ratio = len(names) == 2
+    print("| | " + " | ".join(names) + (" | after / before |" if ratio else " |"))
+    print("|---|" + "---|" * (len(names) + ratio))
     rows = {
         "spawn to the first model forward, s": ("startup", lambda r: r.first_forward),
         "whole `segcolor colorize`, s": ("startup", lambda r: r.wall),
@@ -219,7 +226,10 @@ def main() -> int:
     }
     for label, (key, get) in rows.items():
         values = [results[(key, n)] for n in names]
-        cells = ["–" if v is None or get(v) is None else f"{get(v):.2f}" for v in values]
+        times = [None if v is None else get(v) for v in values]
+        cells = ["–" if t is None else f"{t:.2f}" for t in times]
+        if ratio:
+            cells.append("–" if None in times else f"{times[1] / times[0]:.2f}")
         print(f"| {label} | " + " | ".join(cells) + " |")
     return 0
 

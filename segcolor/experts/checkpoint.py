@@ -19,6 +19,7 @@ from segcolor.errors import CheckpointError
 from segcolor.experts.base import Expert
 from segcolor.experts.registry import create_expert
 from segcolor.io.atomic import atomic_write
+from segcolor.nets import assign_weights, build_empty
 
 CARD_KEY = "segcolor.card"
 FORMAT = "segcolor-expert/1"
@@ -69,14 +70,12 @@ def read_card(path: str | Path) -> dict[str, Any]:
 
 
 def load_expert(path: str | Path, device: torch.device | str = "cpu") -> Expert:
-    """Rebuild an expert from its checkpoint alone (weights loaded safely, in float32)."""
+    """Rebuild an expert from its checkpoint alone (weights loaded safely, in float32). It is
+    built empty, so start-up spends nothing on a random init the weights replace."""
     card = read_card(path)
-    expert = create_expert(card["arch"], **card.get("arch_config", {}))
-    state = load_file(str(path))
+    expert = build_empty(create_expert, card["arch"], **card.get("arch_config", {}))
     try:
-        expert.load_state_dict(
-            {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
-        )
+        assign_weights(expert, load_file(str(path)))
     except RuntimeError as err:
         first = str(err).splitlines()[1].strip() if "\n" in str(err) else str(err)
         raise CheckpointError(

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import segmentation_models_pytorch as smp
 import torch
 from torch import nn
 
 from segcolor.experts.base import Expert, Head
 from segcolor.experts.registry import register_expert
+from segcolor.nets.unet import Unet
 
 
 class ResNet18UNet(Expert):
@@ -33,16 +33,9 @@ class ResNet18UNet(Expert):
                 f"depth must be 2..5 with one decoder width per level, got {depth}, "
                 f"{list(decoder_channels)}"
             )
-        self.net = smp.Unet(
-            encoder_name="resnet18",
-            encoder_weights=None,  # no ImageNet weights offline: trained from scratch
-            encoder_depth=depth,
-            decoder_channels=tuple(decoder_channels),
-            in_channels=1,
-            classes=self.out_channels,
-        )
-        for unused in ("layer1", "layer2", "layer3", "layer4")[depth - 1 :]:
-            delattr(self.net.encoder, unused)  # smp keeps stages the forward never uses
+        # smp's Unet("resnet18") in plain torch (module names, init), without ImageNet weights
+        # offline: trained from scratch; stages past ``depth`` are not kept
+        self.net = Unet(depth, decoder_channels, in_channels=1, classes=self.out_channels)
         self.size_multiple = 2**depth
         self.fusion = None
         if feature_channels:

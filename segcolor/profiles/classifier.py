@@ -17,13 +17,14 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-import torchvision
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from segcolor.errors import CheckpointError, ConfigError
 from segcolor.io.atomic import atomic_write
+from segcolor.nets import assign_weights, build_empty
+from segcolor.nets.resnet import ResNet18, conv_init_
 
 CARD_KEY = "segcolor.card"
 FORMAT = "segcolor-profile-classifier/1"
@@ -42,9 +43,9 @@ class ProfileClassifier(nn.Module):
             raise ValueError(
                 f"need num_profiles >= 1 and stages 1..4, got {num_profiles}, {stages}"
             )
-        resnet = torchvision.models.resnet18(weights=None)  # no ImageNet weights offline
+        resnet = ResNet18()  # torchvision's resnet18, no ImageNet weights offline
         resnet.conv1 = nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3, bias=False)
-        nn.init.kaiming_normal_(resnet.conv1.weight, mode="fan_out", nonlinearity="relu")
+        conv_init_(resnet.conv1.weight)
         layers = [resnet.conv1, resnet.bn1, resnet.relu, resnet.maxpool]
         layers += [getattr(resnet, f"layer{i}") for i in range(1, stages + 1)]
         self.features = nn.Sequential(*layers)
@@ -155,14 +156,12 @@ def read_classifier_card(path: str | Path) -> dict[str, Any]:
 
 
 def load_classifier(path: str | Path, device: torch.device | str = "cpu") -> ProfileClassifier:
-    """Rebuild a classifier from its checkpoint alone (safetensors: no code runs on load)."""
+    """Rebuild a classifier from its checkpoint alone (safetensors: no code runs on load; built
+    empty, so no random init of weights the file replaces)."""
     card = read_classifier_card(path)
-    model = create_profile_classifier(arch=card["arch"], **card["arch_config"])
-    state = load_file(str(path))
+    model = build_empty(create_profile_classifier, arch=card["arch"], **card["arch_config"])
     try:
-        model.load_state_dict(
-            {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
-        )
+        assign_weights(model, load_file(str(path)))
     except RuntimeError as err:
         raise CheckpointError(f"weights do not match the card's arch ({err})", path) from None
     model.card = card

@@ -2,8 +2,8 @@
 
 The public ``deeplabv3_mnv2_pascal_quant.tflite`` (github.com/google-coral/test_data, Apache-2.0)
 is the only pretrained person/bird/animal segmenter we can obtain offline, so it is rebuilt from
-torchvision's MobileNetV2 following the layer spec shipped with the weights
-(DEEPLAB_SPEC.md in the shared weights folder): output stride 16
+torchvision's MobileNetV2 (its plain-torch copy, ``segcolor.nets.mobilenetv2``) following the
+layer spec shipped with the weights (DEEPLAB_SPEC.md in the shared weights folder): output stride 16
 (features[14] depthwise stride 1, features[15..17] depthwise dilation 2), no features[18],
 BN folded into conv biases, a two-branch head [image pooling, 1×1 aspp0] with ReLU, and
 align_corners=True bilinear resizes. The dequantised weights are converted once and cached as
@@ -25,9 +25,10 @@ import torch.nn.functional as F
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
-from torchvision.models import mobilenet_v2
 
 from segcolor.errors import CheckpointError
+from segcolor.nets import assign_weights, build_empty
+from segcolor.nets.mobilenetv2 import mobilenet_v2_features
 from segcolor.router.segmenters.base import Segmenter
 from segcolor.router.segmenters.registry import register_segmenter
 from segcolor.router.tflite_reader import TfliteModel
@@ -113,7 +114,7 @@ def mobilenet_v2_os16(width_mult: float = 1.0) -> nn.Sequential:
     ``round_nearest=1`` reproduces TF-slim's channel counts for depth multipliers < 1 (e.g. 12
     channels at 0.5 where torchvision would round to 16); at 1.0 it changes nothing.
     """
-    features = mobilenet_v2(weights=None, width_mult=width_mult, round_nearest=1).features[:18]
+    features = mobilenet_v2_features(width_mult, round_nearest=1)[:18]
     features[14].conv[1][0].stride = (1, 1)
     for i in (15, 16, 17):
         dw = features[i].conv[1][0]
@@ -302,10 +303,11 @@ def _load_variant(
 ) -> DeepLabV3MobileNetV2:
     """Build ``variant`` and load its weights: an explicit ``.safetensors`` is used as is;
     otherwise the cached conversion (checked against the pinned TFLite sha256), else the TFLite
-    file is resolved, converted and the conversion cached."""
-    model = DeepLabV3MobileNetV2(width_mult=variant.width_mult, **kwargs)
+    file is resolved, converted and the conversion cached. The model is built empty (no random
+    init): every weight is loaded."""
+    model = build_empty(DeepLabV3MobileNetV2, width_mult=variant.width_mult, **kwargs)
     if weights is not None and str(weights).endswith(".safetensors"):
-        model.load_state_dict(load_file(str(weights)))
+        assign_weights(model, load_file(str(weights)))
         return model
     tfl_path = None
     if weights is not None:  # an explicit path must exist and match even if a cache does
@@ -320,5 +322,5 @@ def _load_variant(
             _write_atomic(cache, state, meta)
         except OSError as err:
             warnings.warn(f"could not cache converted weights in {cache}: {err}", stacklevel=2)
-    model.load_state_dict(state)
+    assign_weights(model, state)
     return model
