@@ -285,3 +285,24 @@ def test_pipeline_hands_features_to_experts_on_crops(pipeline_yaml):
     assert ab.shape == ab_without.shape == (1, 2, 32, 51)
     assert not torch.allclose(ab, ab_without)
     assert pipeline.colorize(image).shape == (40, 64, 3)
+
+
+def test_prior_all_gives_an_expert_the_general_models_color_weights(
+    photo_folders, pipeline_yaml, tmp_path
+):
+    config = routed_config(tmp_path, photo_folders, pipeline_yaml)
+    priors = {}
+    for name, sets in (
+        ("own", []),
+        ("all", ["--set", "loss.prior=all"]),
+        ("general", ["--set", "data.routing.category=all"]),
+    ):
+        out = tmp_path / name
+        argv = ["train", str(config), "--set", "train.epochs=1", *sets, "--out", str(out)]
+        assert cli(argv) == 0
+        priors[name] = load_checkpoint(out / "checkpoint.pt")["ab_prior"]
+    assert torch.equal(priors["all"], priors["general"])
+    assert not torch.equal(priors["own"], priors["general"])  # people pixels only
+    bad = tmp_path / "plain.yaml"
+    bad.write_text("data: {root: x}\nloss: {prior: all}\n")
+    assert cli(["train", str(bad)]) == 2

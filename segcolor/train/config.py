@@ -37,6 +37,10 @@ DEFAULTS: dict[str, Any] = {
         "eps": 1e-3,  # rebalanced: weights ~ 1 / sqrt(p + eps)
         "lam": 0.5,  # classification: Zhang's lambda
         "hist_images": 500,  # images sampled for the ab histogram
+        # whose colors the rarity weights come from: "own" (the photos/pixels this model trains
+        # on) or "all" (routed training: every pixel of every photo, as the general model, so an
+        # expert's loss differs from the general model's only by the routing weights)
+        "prior": "own",
     },
     "optim": {
         "lr": 1e-3,  # AdamW
@@ -85,6 +89,7 @@ LOSS_KINDS = ("l2", "l1", "rebalanced", "classification")
 TASKS = ("expert", "profile_classifier")
 CLASSIFIER_LOSS_KINDS = ("cross_entropy",)
 SCHEDULERS = ("cosine", "step")
+PRIORS = ("own", "all")
 HEADS = ("regression", "classification")
 AMP_MODES = ("auto", "bf16", "fp16", "off")
 
@@ -206,6 +211,10 @@ def validate(cfg: dict[str, Any], path: str | Path) -> dict[str, Any]:
     _number(cfg, "loss.eps", float, path, 0.0, low_open=True)
     _number(cfg, "loss.lam", float, path, 0.0, 1.0, low_open=True)
     _number(cfg, "loss.hist_images", int, path, 1)
+    loss.setdefault("prior", "own")  # runs saved before the key existed
+    _choice(loss["prior"], PRIORS, "loss.prior", path)
+    if loss["prior"] == "all" and not cfg["data"].get("routing"):
+        raise ConfigError("loss.prior 'all' needs data.routing (the cache holds every photo)", path)
     _number(cfg, "optim.lr", float, path, 0.0, low_open=True)
     _number(cfg, "optim.weight_decay", float, path, 0.0)
     _choice(cfg["optim"]["scheduler"], SCHEDULERS, "optim.scheduler", path)

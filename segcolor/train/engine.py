@@ -599,6 +599,8 @@ def color_prior(
             cfg["loss"]["kind"],
         )
         if isinstance(split, RoutedSplit):
+            if cfg["loss"]["prior"] == "all":  # every pixel of every photo, as a general model
+                split = routed_split(split.cache, cfg["data"]["val_fraction"], None)
             prior = cached_ab_prior(split, cfg["loss"]["hist_images"])
         else:
             prior = compute_ab_prior(split.train, cfg["loss"]["hist_images"], device)
