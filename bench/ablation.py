@@ -110,9 +110,21 @@ def before_weights(commit: str) -> tuple[Path, Path]:
 def row_models(row: str, before: str) -> tuple[Path, Path]:
     if row == "shipped-v0.1":
         return before_weights(before)
+    weights = REPO / "segcolor" / "weights"
     if row == "+longer":
-        weights = REPO / "segcolor" / "weights"
         return weights / "pipeline.yaml", weights / "general.safetensors"
+    if row == "+longer-no-profiles":  # the same experts, places as one expert (no variants)
+        text = (weights / "pipeline.yaml").read_text()
+        head, rest = text.split("  places:\n", 1)
+        tail = rest[rest.index("\nfallback:") :]
+        places = (
+            f"  places:\n    classes: [background]\n    expert: {weights / 'places.safetensors'}\n"
+        )
+        head = head.replace("expert: ", f"expert: {weights}/")
+        path = REPO / "out" / "ablation" / "no-profiles-pipeline.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(head + places + tail)
+        return path, weights / "general.safetensors"
     return write_pipeline(row)
 
 
