@@ -5,10 +5,12 @@ Rows (each a pipeline + the general model trained on the same data, steps and in
 1. ``shipped-v0.1``: the experts shipped before routed training (taken from git, commit
    ``--before``): folder-trained experts, places profile variants, folder-trained general model.
 2. ``+routed``: the routed recipe (configs/routed) without semantic features, short schedule
-   (stage 1: 1 epoch; stage 2: 1 epoch), places as one expert.
+   (1 epoch per stage: general, general_ft, then the experts and general_ft2 from it), places as
+   one expert; general_ft2 is the row's general model.
 3. ``+features``: the same with the router's semantic features fused into every model.
-4. ``+longer``: the shipped recipe (configs/routed as committed: 5 + 1 epochs, places profile
-   variants), i.e. segcolor/weights today.
+4. ``+longer``: the shipped recipe (configs/routed as committed: 5 stage-1 epochs, places
+   profile variants), i.e. segcolor/weights today; ``+longer-no-profiles``: the same experts with
+   places as one expert.
 
     python bench/ablation.py train        # trains rows 2 and 3 (resumable; row 4 is the shipped
                                           # recipe: see configs/routed/general.yaml)
@@ -41,7 +43,7 @@ from segcolor.cli import main as segcolor  # noqa: E402
 
 BEFORE = "4ec42cb"  # the last commit before routed training
 ROUTED = REPO / "configs" / "routed"
-STAGE2 = ("general_ft", "people", "birds", "animals", "places")
+STAGES = ("general", "general_ft", "general_ft2", "people", "birds", "animals", "places")
 SHORT = {"stage1": 1, "stage2": 1}
 ROWS = {
     "+routed": {"model.arch": "resnet18_unet"},
@@ -56,12 +58,13 @@ def run_dir(row: str) -> Path:
 def train(row: str) -> int:
     """Stage 1 and stage 2 of the routed recipe with this row's overrides, resumable."""
     runs = run_dir(row)
-    for name in ("general", *STAGE2):
+    for name in STAGES:
         sets = dict(ROWS[row])
         sets["out"] = str(runs / name)
         sets["train.epochs"] = SHORT["stage1" if name == "general" else "stage2"]
         if name != "general":
-            sets["model.init"] = str(runs / "general" / "expert.safetensors")
+            start = "general" if name == "general_ft" else "general_ft"
+            sets["model.init"] = str(runs / start / "expert.safetensors")
         argv = ["train", str(ROUTED / f"{name}.yaml"), "--resume"]
         for key, value in sets.items():
             argv += ["--set", f"{key}={value}"]
@@ -89,7 +92,7 @@ def write_pipeline(row: str) -> tuple[Path, Path]:
     )
     path = runs / "pipeline.yaml"
     path.write_text(head + "categories:\n" + experts + "\n" + tail)
-    return path, runs / "general_ft" / "expert.safetensors"
+    return path, runs / "general_ft2" / "expert.safetensors"
 
 
 def before_weights(commit: str) -> tuple[Path, Path]:
