@@ -163,12 +163,15 @@ class Pipeline:
         path: str | Path,
         device: torch.device | str | None = None,
         working_size: int = DEFAULT_WORKING_SIZE,
+        *,
+        features: bool = True,
     ) -> Pipeline:
         """One expert for every pixel. An expert that takes the router's semantic features gets
-        them from the default segmenter; without its weights it runs without them (warned)."""
+        them from the default segmenter; without its weights (or with ``features=False``) it
+        runs without them (warned), coloring less well."""
         expert = load_expert(path)
         source = None
-        if expert.uses_features:
+        if expert.uses_features and features:
             from segcolor.router.segmenters import create_segmenter
 
             try:
@@ -236,12 +239,15 @@ class Pipeline:
                 raise
             log.warning(
                 "segcolor: warning: no segmenter, so no routing: every region gets the general "
-                "model (%s)",
+                "model, without semantic features (%s)",
                 err,
             )
             config = load_pipeline_config(DEFAULT_PIPELINE)
             return cls.from_expert(
-                GENERAL_EXPERT, device=device, working_size=working_size or config.working_size
+                GENERAL_EXPERT,
+                device=device,
+                working_size=working_size or config.working_size,
+                features=False,
             )
 
     @classmethod

@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,14 +41,15 @@ log = logging.getLogger(__name__)
 
 FORMAT = "segcolor-train-cache/1"
 WEIGHT_STRIDE = 4  # routing weights are smooth (feathered): stored at 1/4 of the image size
-CACHE_ENV = "SEGCOLOR_CACHE_DIR"
 _SAVE_EVERY = 256
 
 
 def default_cache_root() -> Path:
-    """``$SEGCOLOR_CACHE_DIR``, else ``~/.cache/segcolor/train``."""
-    value = os.environ.get(CACHE_ENV)
-    return Path(value).expanduser() if value else Path.home() / ".cache" / "segcolor" / "train"
+    """``train/`` in segcolor's per-user cache (``$SEGCOLOR_CACHE_DIR``, else
+    ``~/.cache/segcolor``), beside the converted segmenter weights."""
+    from segcolor.router.weights import cache_dir
+
+    return cache_dir() / "train"
 
 
 def file_list(roots: Sequence[Path]) -> list[tuple[Path, str]]:
