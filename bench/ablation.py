@@ -209,7 +209,7 @@ def _set_order(name: str) -> tuple[int, str]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("action", choices=("train", "evaluate", "table"))
-    ap.add_argument("--rows", default="shipped-v0.1,+routed,+features,+longer")
+    ap.add_argument("--rows", default="shipped-v0.1,+routed,+features,+longer,+longer-no-profiles")
     ap.add_argument("--before", default=BEFORE, help="git commit of the shipped-v0.1 weights")
     ap.add_argument("--per-category", type=int, default=50, help="held-out photos per folder")
     ap.add_argument("--threads", type=int, help="CPU threads for inference")
