@@ -220,7 +220,6 @@ def data_table(args: argparse.Namespace) -> str:
         f"{'source':<28} {'load photos/s':>14} {'load+train img/s':>17}",
         "-" * 61,
     ]
-    device = torch.device("cpu")
     for label, dataset, arch in (
         ("raw JPEG folders", jpegs, "resnet18_unet"),
         ("routed cache (memmap)", cached, "resnet18_unet_semantic"),
@@ -245,7 +244,6 @@ def data_table(args: argparse.Namespace) -> str:
                 break
         both = count / (time.perf_counter() - start)
         lines.append(f"{label:<28} {load_rate:>14.1f} {both:>17.1f}")
-    del device
     return "\n".join(lines)
 
 

@@ -113,21 +113,22 @@ class TrainingCache:
     def size(self) -> int:
         return int(self.index["size"])
 
+    # the index's own lists (not copies: callers index them per photo in loops); read-only
     @property
     def categories(self) -> list[str]:
-        return list(self.index["categories"])
+        return self.index["categories"]
 
     @property
     def profiles(self) -> list[str]:
-        return list(self.index["profiles"])
+        return self.index["profiles"]
 
     @property
     def files(self) -> list[str]:
-        return list(self.index["files"])
+        return self.index["files"]
 
     @property
     def folders(self) -> list[str]:
-        return list(self.index["folders"])
+        return self.index["folders"]
 
     @property
     def ok(self) -> np.ndarray:

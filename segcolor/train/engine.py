@@ -48,7 +48,7 @@ from segcolor.color.recombine import recombine
 from segcolor.config import set_dotted
 from segcolor.device import preferred_memory_format, select_device
 from segcolor.errors import CheckpointError, ConfigError, SegcolorError
-from segcolor.experts import Expert, create_expert, load_expert, save_expert
+from segcolor.experts import Expert, create_expert, default_cfg, load_expert, save_expert
 from segcolor.io.atomic import atomic_write
 from segcolor.paths import resolve_data_path
 from segcolor.train import distributed
@@ -459,10 +459,8 @@ def make_loaders(
     sampler = EpochSampler(len(split.train), True, seed, info.world_size, info.rank)
     if isinstance(split, RoutedSplit):
         routing = cfg["data"]["routing"]
-        features = create_expert(
-            cfg["model"]["arch"],
-            **{k: v for k, v in cfg["model"].items() if k not in ("arch", "init")},
-        ).uses_features
+        arch_cfg = {**default_cfg(cfg["model"]["arch"]), **cfg["model"]}  # no model to build
+        features = bool(arch_cfg.get("feature_channels"))
         options = {"context_weight": routing["context_weight"], "features": features}
         train_set: Dataset = RoutedPhotos(
             split, split.train, size, True, seed,
