@@ -4,6 +4,7 @@ feature-taking experts in the pipeline. A fake segmenter gives known classes and
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -155,6 +156,12 @@ def test_cache_routes_each_photo_once_and_is_reused(photo_folders, pipeline_yaml
     # the same folders again: the cache is reused, not rebuilt
     again = build_cache(photo_folders, pipeline_yaml, size=16, cache_root=tmp_path / "c")
     assert again.root == cache.root
+    # touched files (a copy, a re-sync: new mtimes, same bytes) keep the cache
+    for folder in photo_folders:
+        for f in folder.iterdir():
+            os.utime(f, ns=(f.stat().st_atime_ns, f.stat().st_mtime_ns + 10**9))
+    touched = build_cache(photo_folders, pipeline_yaml, size=16, cache_root=tmp_path / "c")
+    assert touched.root == cache.root
     # a changed photo changes the key
     Image.fromarray(color_image(30, 30, seed=99)).save(photo_folders[0] / "people_0.png")
     changed = build_cache(photo_folders, pipeline_yaml, size=16, cache_root=tmp_path / "c")
