@@ -8,9 +8,12 @@ Rows (each a pipeline + the general model trained on the same data, steps and in
    (1 epoch per stage: general, general_ft, then the experts and general_ft2 from it), places as
    one expert; general_ft2 is the row's general model.
 3. ``+features``: the same with the router's semantic features fused into every model.
-4. ``+longer``: the shipped recipe (configs/routed as committed: 5 stage-1 epochs, places
-   profile variants), i.e. segcolor/weights today; ``+longer-no-profiles``: the same experts with
-   places as one expert.
+4. ``+longer``: 5 stage-1 epochs, places profile variants, every stage with the rebalanced loss
+   (the weights shipped at commit ``--longer``, from git); ``+longer-no-profiles``: the same
+   experts with places as one expert.
+5. ``+own-pixel-l2``: the shipped recipe (configs/routed as committed): stage 3 fine-tunes every
+   expert and the general model with plain L2, each expert for about as many optimizer steps as
+   the general model, i.e. segcolor/weights today.
 
     python bench/ablation.py train        # trains rows 2 and 3 (resumable; row 4 is the shipped
                                           # recipe: see configs/routed/general.yaml)
@@ -42,6 +45,7 @@ import quality  # noqa: E402  (bench/quality.py: the evaluation sets)
 from segcolor.cli import main as segcolor  # noqa: E402
 
 BEFORE = "4ec42cb"  # the last commit before routed training
+LONGER = "33844b9"  # the last commit shipping the rebalanced stage 3 (row +longer)
 ROUTED = REPO / "configs" / "routed"
 STAGES = ("general", "general_ft", "general_ft2", "people", "birds", "animals", "places")
 SHORT = {"stage1": 1, "stage2": 1}
@@ -95,9 +99,9 @@ def write_pipeline(row: str) -> tuple[Path, Path]:
     return path, runs / "general_ft2" / "expert.safetensors"
 
 
-def before_weights(commit: str) -> tuple[Path, Path]:
+def before_weights(commit: str, row: str = "shipped-v0.1") -> tuple[Path, Path]:
     """The shipped pipeline of ``commit``, extracted from git."""
-    folder = REPO / "out" / "ablation" / "shipped-v0.1-weights"
+    folder = REPO / "out" / "ablation" / f"{row.strip('+')}-weights"
     if not (folder / "segcolor" / "weights" / "pipeline.yaml").is_file():
         folder.mkdir(parents=True, exist_ok=True)
         archive = subprocess.run(
@@ -110,13 +114,16 @@ def before_weights(commit: str) -> tuple[Path, Path]:
     return weights / "pipeline.yaml", weights / "general.safetensors"
 
 
-def row_models(row: str, before: str) -> tuple[Path, Path]:
+def row_models(row: str, args: argparse.Namespace) -> tuple[Path, Path]:
     if row == "shipped-v0.1":
-        return before_weights(before)
-    weights = REPO / "segcolor" / "weights"
-    if row == "+longer":
+        return before_weights(args.before)
+    if row == "+own-pixel-l2":
+        weights = REPO / "segcolor" / "weights"
         return weights / "pipeline.yaml", weights / "general.safetensors"
+    if row == "+longer":
+        return before_weights(args.longer, row)
     if row == "+longer-no-profiles":  # the same experts, places as one expert (no variants)
+        weights = before_weights(args.longer, "+longer")[0].parent
         text = (weights / "pipeline.yaml").read_text()
         head, rest = text.split("  places:\n", 1)
         tail = rest[rest.index("\nfallback:") :]
@@ -132,7 +139,7 @@ def row_models(row: str, before: str) -> tuple[Path, Path]:
 
 
 def evaluate(row: str, args: argparse.Namespace) -> Path:
-    pipeline, general = row_models(row, args.before)
+    pipeline, general = row_models(row, args)
     out = REPO / "out" / "ablation" / row.strip("+")
     argv = [
         "--out", str(out), "--per-category", str(args.per_category),
@@ -209,8 +216,12 @@ def _set_order(name: str) -> tuple[int, str]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("action", choices=("train", "evaluate", "table"))
-    ap.add_argument("--rows", default="shipped-v0.1,+routed,+features,+longer,+longer-no-profiles")
+    ap.add_argument(
+        "--rows",
+        default="shipped-v0.1,+routed,+features,+longer,+longer-no-profiles,+own-pixel-l2",
+    )
     ap.add_argument("--before", default=BEFORE, help="git commit of the shipped-v0.1 weights")
+    ap.add_argument("--longer", default=LONGER, help="git commit of the +longer weights")
     ap.add_argument("--per-category", type=int, default=50, help="held-out photos per folder")
     ap.add_argument("--threads", type=int, help="CPU threads for inference")
     args = ap.parse_args(argv)
