@@ -30,6 +30,7 @@ from segcolor.commands import serve as serve_command
 from segcolor.pipeline import Pipeline
 
 from .test_pipeline import make_experts
+from .test_profiles import profiled_yaml, variant_dir  # noqa: F401 (a fixture)
 from .test_routing_edits import DOG, far_from, subjects_photo, subjects_yaml
 
 fastapi = pytest.importorskip("fastapi", reason="the studio extra is not installed")
@@ -270,3 +271,30 @@ def test_serve_binds_localhost_by_default() -> None:
     serve_command.add_arguments(parser)
     args = parser.parse_args([])
     assert (args.host, args.port) == ("127.0.0.1", 8000)
+
+
+def test_a_session_pins_a_profile_and_reruns_only_that_expert(
+    variant_dir: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    from segcolor.router.overrides import RoutingEdits
+    from segcolor.studio.session import PhotoSession
+
+    pipeline = Pipeline.from_config(profiled_yaml(tmp_path, variant_dir), device="cpu")
+    image = (np.random.default_rng(0).random((36, 60)) * 255).astype(np.uint8)
+    session = PhotoSession.open(pipeline, image, id="p", name="p.png")
+    places = next(i for i, r in enumerate(session.base.regions) if r.category == "places")
+    profile = session.region_info(places)["profile"]
+    assert profile["variants"] == ["gray", "cold-blue", "green"] and profile["pinned"] is None
+    before = session.result.copy()
+    calls = []
+    original = pipeline.run_expert
+    pipeline.run_expert = lambda name, *a, **k: calls.append(name) or original(name, *a, **k)
+    try:
+        session.render(RoutingEdits.from_dict({"profiles": {"places": "green"}}))
+    finally:
+        del pipeline.run_expert
+    assert calls == ["places"]
+    assert session.region_info(places)["profile"]["pinned"] == "green"
+    assert not np.array_equal(session.result, before)
+    assert np.array_equal(session.result, pipeline.colorize(image, session.edits))
