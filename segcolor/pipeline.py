@@ -38,7 +38,12 @@ from segcolor.router.categories import (
     load_pipeline_config,
 )
 from segcolor.router.features import FEATURE_STRIDE, features_on_grid
+from segcolor.router.overrides import RoutingEdits
 from segcolor.router.routing import Router, Routing
+
+# expert's ab over one batch of crops, keyed by (expert, variant mix, boxes): reused when a
+# photo is re-routed by hand and that expert's crops did not change (``segcolor serve``)
+PatchCache = dict[tuple, torch.Tensor]
 
 DEFAULT_WORKING_SIZE = 256
 SHIPPED_DIR = Path(__file__).parent / "weights"  # experts trained by the project, fp16
@@ -310,26 +315,36 @@ class Pipeline:
 
     @torch.inference_mode()
     def route_probs(
-        self, lab: LabImage, probs: torch.Tensor, features: torch.Tensor | None = None
+        self,
+        lab: LabImage,
+        probs: torch.Tensor,
+        features: torch.Tensor | None = None,
+        edits: RoutingEdits | None = None,
     ) -> Routing:
         """Routing of a converted photo from (possibly smoothed) class probabilities."""
         if self.router is None:
             raise SegcolorError("this pipeline has a single expert and no router")
-        routing = self.router.route_probs(probs, size=lab.size, gray=self.gray_rgb(lab))
+        gray = self.gray_rgb(lab)
+        routing = self.router.route_probs(probs, size=lab.size, gray=gray, edits=edits)
         routing.features = features
         return routing
 
+    def _check_edits(self, edits: RoutingEdits | None) -> None:
+        if edits is not None and self.router is None:
+            raise SegcolorError("routing edits need a routed pipeline (one expert has no routing)")
+
     @torch.inference_mode()
-    def route_lab(self, lab: LabImage) -> Routing:
-        """Routing of a converted photo; the segmenter sees its lightness as gray RGB."""
+    def route_lab(self, lab: LabImage, edits: RoutingEdits | None = None) -> Routing:
+        """Routing of a converted photo; the segmenter sees its lightness as gray RGB.
+        ``edits``: corrections by hand (``segcolor.router.overrides``)."""
         if self.router is None:
             raise SegcolorError("this pipeline has a single expert and no router to inspect")
-        return self.router.route(self.gray_rgb(lab), size=lab.size)
+        return self.router.route(self.gray_rgb(lab), size=lab.size, edits=edits)
 
-    def route(self, image: np.ndarray) -> Routing:
+    def route(self, image: np.ndarray, edits: RoutingEdits | None = None) -> Routing:
         """Which expert colors which pixels: ``.categories``, ``.category_map``, ``.weights``
         (per expert, at the input's size) and ``.regions``."""
-        return self.route_lab(self.lab(image))
+        return self.route_lab(self.lab(image), edits)
 
     # ------------------------------------------------------------------ colorization
 
@@ -367,30 +382,53 @@ class Pipeline:
             total = total + model(l_norm, features)
         return total * (AB_SCALE / len(models))
 
-    def expert_patches(self, lab: LabImage, routing: Routing) -> list[Patch]:
-        """Each present expert's ab over the boxes of its regions (plus margin), batched."""
+    def expert_patches(
+        self, lab: LabImage, routing: Routing, cache: PatchCache | None = None
+    ) -> list[Patch]:
+        """Each present expert's ab over the boxes of its regions (plus margin), batched.
+
+        ``cache`` (one per photo) keeps each batch's ab by expert, variant mix and boxes, so a
+        photo re-routed by hand reruns only the experts whose crops changed; a cached batch is
+        the same tensor a fresh run gives (same crops, same batch)."""
         l_norm = normalize_l(lab.l_small)
         size = tuple(l_norm.shape[-2:])
         margin = self.margin(size)
         patches: list[Patch] = []
         for index, name in enumerate(routing.experts):
             multiple = max(m.size_multiple for m in self.experts[name])
-            batches = plan_crops(routing.expert_boxes_small[name], size, margin, multiple)
+            batches = [
+                batch
+                for group in routing.box_groups(name)
+                for batch in plan_crops(group, size, margin, multiple)
+            ]
             mix = routing.mix(name)
-            patches += run_on_crops(
-                lambda x, f=None, name=name, mix=mix: self.run_expert(name, x, mix, f),
-                l_norm,
-                batches,
-                index,
-                features=routing.feature_grid,
-                stride=FEATURE_STRIDE,
-            )
+            for batch in batches:
+                key = (name, None if mix is None else tuple(mix), tuple(batch))
+                if cache is not None and key in cache:
+                    patches += [
+                        Patch(index, box, ab) for box, ab in zip(batch, cache[key], strict=True)
+                    ]
+                    continue
+                ran = run_on_crops(
+                    lambda x, f=None, name=name, mix=mix: self.run_expert(name, x, mix, f),
+                    l_norm,
+                    [batch],
+                    index,
+                    features=routing.feature_grid,
+                    stride=FEATURE_STRIDE,
+                )
+                if cache is not None:
+                    cache[key] = torch.stack([p.ab for p in ran])
+                patches += ran
         return patches
 
     @torch.inference_mode()
-    def merge_routed(self, lab: LabImage, routing: Routing) -> tuple[torch.Tensor, torch.Tensor]:
-        """ab (1,2,h,w) in Lab units and the weights used (E,h,w)."""
-        patches = self.expert_patches(lab, routing)
+    def merge_routed(
+        self, lab: LabImage, routing: Routing, cache: PatchCache | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """ab (1,2,h,w) in Lab units and the weights used (E,h,w); ``cache``: see
+        ``expert_patches``."""
+        patches = self.expert_patches(lab, routing, cache)
         weights = routing.expert_weights_small.to(self.device)
         size = tuple(weights.shape[-2:])
         sigma = feather_sigma(self.merge.feather, size)
@@ -406,15 +444,22 @@ class Pipeline:
         return features_on_grid(features, tuple(lab.l_small.shape[-2:]))
 
     @torch.inference_mode()
-    def predict_ab(self, lab: LabImage, features: torch.Tensor | None = None) -> torch.Tensor:
+    def predict_ab(
+        self,
+        lab: LabImage,
+        features: torch.Tensor | None = None,
+        edits: RoutingEdits | None = None,
+    ) -> torch.Tensor:
         """ab (1,2,h,w) at the working resolution, in Lab units. ``features`` (a single
-        expert): the router's grid features when the caller already has them."""
+        expert): the router's grid features when the caller already has them. ``edits``:
+        routing corrections (routed pipelines only)."""
+        self._check_edits(edits)
         if self.router is None:
             assert self.expert is not None
             if features is None and self.expert.uses_features:
                 features = self.single_features(lab)
             return self.expert(normalize_l(lab.l_small), features) * AB_SCALE
-        return self.merge_routed(lab, self.route_lab(lab))[0]
+        return self.merge_routed(lab, self.route_lab(lab, edits))[0]
 
     @torch.inference_mode()
     def colorize_float(self, rgb: np.ndarray) -> np.ndarray:
@@ -424,12 +469,12 @@ class Pipeline:
 
     @torch.inference_mode()
     def colorize_routed(
-        self, rgb: np.ndarray, dtype: type = np.float32
+        self, rgb: np.ndarray, dtype: type = np.float32, edits: RoutingEdits | None = None
     ) -> tuple[np.ndarray, Routing]:
         """Like ``colorize_float``, also returning the routing it used (routed pipelines);
         ``dtype`` np.uint8 returns what ``colorize`` returns."""
         lab = LabImage.from_rgb(rgb, self.working_size, self.device)
-        routing = self.route_lab(lab)
+        routing = self.route_lab(lab, edits)
         return self.to_rgb(lab, self.merge_routed(lab, routing)[0], dtype), routing
 
     @staticmethod
@@ -445,18 +490,22 @@ class Pipeline:
         return Pipeline.to_rgb(lab, ab)
 
     @torch.inference_mode()
-    def colorize(self, image: np.ndarray) -> np.ndarray:
+    def colorize(self, image: np.ndarray, edits: RoutingEdits | None = None) -> np.ndarray:
         """H x W x 3 (or H x W gray) uint8/uint16/float RGB in -> H x W x 3 uint8 RGB out, with
-        no full-size float copy (a 24 MP scan needs about its input and output in memory)."""
+        no full-size float copy (a 24 MP scan needs about its input and output in memory).
+        ``edits``: routing corrections by hand (``segcolor.router.overrides``)."""
+        self._check_edits(edits)
         lab = LabImage.from_rgb(image, self.working_size, self.device)
-        return self.to_rgb(lab, self.predict_ab(lab), np.uint8)
+        return self.to_rgb(lab, self.predict_ab(lab, edits=edits), np.uint8)
 
     @torch.inference_mode()
-    def analyze(self, image: np.ndarray, expert_images: bool = True) -> Analysis:
+    def analyze(
+        self, image: np.ndarray, expert_images: bool = True, edits: RoutingEdits | None = None
+    ) -> Analysis:
         """Routing, result, and (for inspection) each used expert's colorization of the whole
-        photo and the weights the merge used."""
+        photo and the weights the merge used; ``edits`` as in ``colorize``."""
         lab = self.lab(image)
-        routing = self.route_lab(lab)
+        routing = self.route_lab(lab, edits)
         ab, used = self.merge_routed(lab, routing)
         zeros = torch.zeros_like(lab.lightness)
         gray = lab_to_rgb(torch.cat([lab.lightness, zeros, zeros], dim=1))[0, 0]

@@ -45,6 +45,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="print each image's categories, e.g. 'photo.jpg: people 23%% (person), places 77%%'",
     )
+    parser.add_argument(
+        "--routing",
+        metavar="EDITS",
+        help="routing edits (JSON, e.g. saved by `segcolor serve`): regions reassigned to other "
+        "categories, categories painted over masks, profile variants pinned; applied to "
+        "every input",
+    )
     parser.add_argument("--device", default="auto", help="cuda, mps, cpu or auto (default)")
     parser.add_argument(
         "--working-size",
@@ -92,22 +99,33 @@ def run(args: argparse.Namespace) -> int:
         raise SegcolorError("--show-routing needs a routed pipeline (one --expert has no routing)")
     if args.working_size is not None and args.working_size < 16:
         raise SegcolorError(f"--working-size must be at least 16, got {args.working_size}")
+    edits = None
+    if getattr(args, "routing", None):
+        if args.expert:
+            raise SegcolorError("--routing needs a routed pipeline (one --expert has no routing)")
+        from segcolor.router.overrides import RoutingEdits
+
+        edits = RoutingEdits.load(args.routing)
     plan = plan_outputs(args.inputs, args.output, args.format)
     from segcolor.pipeline import Pipeline  # torch is imported only when there is work to do
 
     pipeline = Pipeline.load(
         args.pipeline, args.expert, device=args.device, working_size=args.working_size
     )
+    if edits is not None:
+        if not pipeline.routed:
+            raise SegcolorError("--routing needs a routed pipeline, but no segmenter was found")
+        pipeline.router.check_edits(edits)  # a wrong name fails once, before any photo
     failures: list[str] = []
     progress = tqdm(plan, desc="colorize", unit="img", disable=len(plan) < 2, file=sys.stderr)
     for src, dst in progress:
         try:
             image = load_image(src)  # as decoded: a float copy of a large scan would cost GBs
             if args.show_routing and pipeline.routed:
-                rgb, routing = pipeline.colorize_routed(image.pixels, dtype=np.uint8)
+                rgb, routing = pipeline.colorize_routed(image.pixels, np.uint8, edits)
                 tqdm.write(f"{src}: {routing.summary()}", file=sys.stdout)
             else:
-                rgb = pipeline.colorize(image.pixels)
+                rgb = pipeline.colorize(image.pixels, edits)
             alpha, image = image.alpha_pixels, None  # the input is not held while encoding
             save_image(dst, rgb, alpha=alpha)
             rgb = alpha = None

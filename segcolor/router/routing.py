@@ -16,6 +16,7 @@ category's (mixed) expert colors. A category with a single expert is unaffected.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -29,6 +30,7 @@ from scipy import ndimage
 from segcolor.color.lab import rgb_to_lab
 from segcolor.router.categories import CategorySpec, PipelineConfig, RouterOptions
 from segcolor.router.features import features_on_grid
+from segcolor.router.overrides import RoutingEdits, apply_edits
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 in pixels; x1 and y1 exclusive
 _EIGHT = np.ones((3, 3), dtype=bool)  # 8-connectivity: a diagonal touch is the same region
@@ -171,6 +173,32 @@ class Routing:
     profiles: dict[str, ProfileChoice] = field(default_factory=dict)  # expert -> variant mix
     # the segmenter's semantic features (1,F,gh,gw) on its own grid spanning the working image
     features: torch.Tensor | None = field(default=None, repr=False)
+    # (h,w) index into ``regions`` of each working pixel (-1: background crumbs, not listed)
+    region_map_small: np.ndarray | None = field(default=None, repr=False)
+    edits: RoutingEdits | None = field(default=None, repr=False)  # applied, if any
+    # with edits: the unedited routing's boxes per expert; see ``box_groups``
+    base_boxes_small: dict[str, list[Box]] | None = field(default=None, repr=False)
+
+    def box_groups(self, expert: str) -> list[list[Box]]:
+        """``expert``'s boxes in groups whose crops are planned apart: all of them, or with
+        edits the unedited routing's boxes (kept even where edits took their region away) and
+        then the boxes edits made, so regions the edits left alone get the very crops, and
+        colors, they had before."""
+        boxes = self.expert_boxes_small[expert]
+        if self.base_boxes_small is None:
+            return [boxes]
+        base = self.base_boxes_small.get(expert, [])
+        return [group for group in (base, [b for b in boxes if b not in base]) if group]
+
+    def region_at(self, x: float, y: float) -> int | None:
+        """The index in ``regions`` of the region under input pixel (x, y), or None."""
+        if self.region_map_small is None:
+            return None
+        height, width = self.working_size
+        row = min(height - 1, max(0, int(y * height / self.size[0])))
+        col = min(width - 1, max(0, int(x * width / self.size[1])))
+        index = int(self.region_map_small[row, col])
+        return index if index >= 0 else None
 
     @cached_property
     def feature_grid(self) -> torch.Tensor | None:
@@ -245,6 +273,7 @@ class Routing:
                 for i, name in enumerate(self.experts)
             ],
             "regions": [r.to_dict() for r in self.regions],
+            **({"edits": self.edits.to_dict()} if self.edits is not None else {}),
             **(
                 {"profiles": {name: c.to_dict() for name, c in self.profiles.items()}}
                 if self.profiles
@@ -297,17 +326,31 @@ class Router:
     def has_features(self) -> bool:
         return self.segmenter is not None and getattr(self.segmenter, "feature_channels", 0) > 0
 
+    @property
+    def variants(self) -> dict[str, tuple[str, ...]]:
+        """Profiled category -> its variants (what routing edits may pin)."""
+        return {name: gate.variants for name, gate in self.gates.items()}
+
+    def check_edits(self, edits: RoutingEdits) -> None:
+        """Raise ``EditsError`` (one line) for names these categories / variants lack."""
+        edits.check(self.categories, self.variants)
+
     @torch.inference_mode()
-    def route(self, rgb: torch.Tensor, size: tuple[int, int] | None = None) -> Routing:
+    def route(
+        self,
+        rgb: torch.Tensor,
+        size: tuple[int, int] | None = None,
+        edits: RoutingEdits | None = None,
+    ) -> Routing:
         """RGB (1,3,h,w) in [0,1] at the working resolution -> routing for an input of ``size``,
         with the segmenter's features when it gives them (one pass for both)."""
         if self.segmenter is None:
             raise RuntimeError("this router has no segmenter; use route_probs")
         if not self.has_features:
             probs = self.segmenter.predict_proba(rgb, tta=self.options.tta)
-            return self.route_probs(probs, size, gray=rgb)
+            return self.route_probs(probs, size, gray=rgb, edits=edits)
         probs, features = self.segmenter.predict_proba_features(rgb, tta=self.options.tta)
-        routing = self.route_probs(probs, size, gray=rgb)
+        routing = self.route_probs(probs, size, gray=rgb, edits=edits)
         routing.features = features
         return routing
 
@@ -317,12 +360,17 @@ class Router:
         probs: torch.Tensor,
         size: tuple[int, int] | None = None,
         gray: torch.Tensor | None = None,
+        edits: RoutingEdits | None = None,
     ) -> Routing:
         """Class probabilities (1,C,h,w) or (C,h,w) -> routing (``size`` defaults to h, w).
 
         ``gray`` (the photo as gray RGB, (1,3,h,w)) lets profile gates mix their variants;
-        without it a profiled expert's variants are averaged.
+        without it a profiled expert's variants are averaged. ``edits`` (a person's
+        corrections, ``segcolor.router.overrides``) change regions' categories after the
+        regions are found and before the weights are spread, so the merge follows them.
         """
+        if edits is not None:
+            self.check_edits(edits)
         probs = probs.detach().float().cpu()
         probs = probs[0] if probs.ndim == 4 else probs
         if probs.shape[0] != len(self.classes):
@@ -335,13 +383,27 @@ class Router:
         fb = self.categories.index(self.fallback)
         self._suppress(weights, labels, fb)
         present = np.bincount(labels.ravel(), minlength=len(self.categories)) > 0
+        base_boxes = None
+        if edits is not None and not edits.empty:
+            base_boxes = defaultdict(list)
+            listed = self._listed(labels, present, base_boxes)
+            region_map = np.full(labels.shape, -1, dtype=np.int32)
+            for index, (_, comps, i, slc, _) in enumerate(listed):
+                region_map[slc][comps[slc] == i] = index
+            before = labels.copy()
+            apply_edits(edits, weights, labels, region_map, len(listed), self.categories, size)
+            present = self._settle_edits(weights, before, labels, present, fb)
         for k in np.flatnonzero(~present):
             if k != fb:  # soft tails of a category with no region: not worth running its expert
                 weights[fb] += weights[k]
         self._confine(weights, labels, present)
         routing = self._routing(probs, raw, weights, labels, present, size)
+        routing.edits = edits
+        routing.base_boxes_small = None if base_boxes is None else dict(base_boxes)
         if gray is not None and self.gates:
             self.choose_profiles(routing, gray)
+        if edits is not None and edits.profiles:
+            self.pin_profiles(routing, edits.profiles)
         return routing
 
     def choose_profiles(self, routing: Routing, gray: torch.Tensor) -> None:
@@ -352,6 +414,26 @@ class Router:
         lightness = rgb_to_lab(gray.float())[:, :1]
         for expert in gated:
             routing.profiles[expert] = self.gates[expert].choose(lightness)
+
+    def pin_profiles(self, routing: Routing, pins: Mapping[str, str]) -> None:
+        """Run only the pinned variant of each pinned expert that runs (in place); P(profile)
+        is still reported as the classifier said (uniform without a photo)."""
+        for expert, variant in pins.items():
+            if expert not in routing.experts or expert not in self.gates:
+                continue
+            gate = self.gates[expert]
+            choice = routing.profiles.get(expert)
+            probabilities = (
+                choice.probabilities
+                if choice is not None
+                else {p: 1.0 / len(gate.profiles) for p in gate.profiles}
+            )
+            routing.profiles[expert] = ProfileChoice(
+                expert=expert,
+                probabilities=dict(probabilities),
+                variants=gate.variants,
+                weights={variant: 1.0},
+            )
 
     def _suppress(self, weights: np.ndarray, labels: np.ndarray, fb: int) -> None:
         """Regions below ``min_area`` % or ``min_confidence`` go to the fallback (in place)."""
@@ -372,20 +454,46 @@ class Router:
                 weights[k][mask] = 0.0
                 labels[mask] = fb
 
+    def _settle_edits(
+        self,
+        weights: np.ndarray,
+        before: np.ndarray,
+        labels: np.ndarray,
+        present: np.ndarray,
+        fb: int,
+    ) -> np.ndarray:
+        """After edits changed ``before`` into ``labels``: soft tails far from the edits end as
+        they would have without them, so those pixels keep their colors exactly. A category the
+        edits removed keeps its tail only near its old regions (as ``_confine`` would have
+        left it); one they added gives its tail beyond its new regions to the fallback (as an
+        absent category does). Returns the categories now present."""
+        now = np.bincount(labels.ravel(), minlength=len(self.categories)) > 0
+        for k in np.flatnonzero(present & ~now):
+            weights[k][~self._near(before == k)] = 0.0
+        for k in np.flatnonzero(now & ~present):
+            if k != fb:
+                far = ~self._near(labels == k)
+                weights[fb][far] += weights[k][far]
+                weights[k][far] = 0.0
+        return now
+
+    def _near(self, inside: np.ndarray) -> np.ndarray:
+        """Pixels within ``spread`` (a square neighbourhood) of ``inside``."""
+        reach = int(round(self.options.spread * min(inside.shape)))
+        if reach <= 0:
+            return inside
+        return ndimage.maximum_filter(inside, size=2 * reach + 1, mode="constant")
+
     def _confine(self, weights: np.ndarray, labels: np.ndarray, present: np.ndarray) -> None:
         """Keep each category's weight within ``spread`` (a square neighbourhood) of its own
         regions, then renormalise, in place: far-away soft tails would make an expert run on
         the whole photo for a few % of weight. A pixel's own category always keeps its weight,
         so sums stay > 0."""
-        reach = int(round(self.options.spread * min(labels.shape)))
         for k in range(len(self.categories)):
             if not present[k]:
                 weights[k] = 0.0
                 continue
-            inside = labels == k
-            if reach > 0:
-                inside = ndimage.maximum_filter(inside, size=2 * reach + 1, mode="constant")
-            weights[k][~inside] = 0.0
+            weights[k][~self._near(labels == k)] = 0.0
         weights /= np.maximum(weights.sum(0, keepdims=True), 1e-12)
 
     def _routing(
@@ -413,29 +521,25 @@ class Router:
         boxes: dict[str, list[Box]] = {e: [] for e in experts}
         shares: dict[str, float] = {}
         found: dict[str, list[str]] = {}
-        fb = self.categories.index(self.fallback)
         for k, name in enumerate(self.categories):
             if not present[k]:
                 continue
-            comps, n = ndimage.label(labels == k, structure=_EIGHT)
             shares[name] = float((labels == k).mean() * 100.0)
             found[name] = self._classes_in(class_map[labels == k], k)
-            for i, slc in enumerate(ndimage.find_objects(comps), start=1):
-                box = (slc[1].start, slc[0].start, slc[1].stop, slc[0].stop)
-                boxes[self.expert_of[name]].append(box)
-                mask = comps[slc] == i
-                area = float(mask.sum() * 100.0 / labels.size)
-                if k == fb and area < self.options.min_area:
-                    continue  # crumbs of background between subjects: colored, not listed
-                regions.append(Region(
-                    category=name,
-                    expert=self.expert_of[name],
-                    classes=tuple(self._classes_in(class_map[slc][mask], k)),
-                    area=area,
-                    bbox=_scale_box(box, sx, sy, size),
-                    confidence=float(raw[k][slc][mask].mean()),
-                ))  # fmt: skip
-        regions.sort(key=lambda r: (self.categories.index(r.category), -r.area))
+        region_map = np.full(labels.shape, -1, dtype=np.int32)
+        for k, comps, i, slc, area in self._listed(labels, present, boxes):
+            name = self.categories[k]
+            mask = comps[slc] == i
+            box = (slc[1].start, slc[0].start, slc[1].stop, slc[0].stop)
+            region_map[slc][mask] = len(regions)
+            regions.append(Region(
+                category=name,
+                expert=self.expert_of[name],
+                classes=tuple(self._classes_in(class_map[slc][mask], k)),
+                area=area,
+                bbox=_scale_box(box, sx, sy, size),
+                confidence=float(raw[k][slc][mask].mean()),
+            ))  # fmt: skip
         return Routing(
             categories=list(self.categories),
             experts=experts,
@@ -448,7 +552,34 @@ class Router:
             expert_boxes_small=boxes,
             shares=shares,
             classes_found=found,
+            region_map_small=region_map,
         )
+
+    def _listed(
+        self,
+        labels: np.ndarray,
+        present: np.ndarray,
+        boxes: dict[str, list[Box]] | None = None,
+    ) -> list[tuple[int, np.ndarray, int, tuple[slice, slice], float]]:
+        """The regions ``Routing.regions`` lists, in its order: (category index, component
+        labels, component number, its slices, area %) per region. ``boxes`` (expert -> boxes)
+        also gets every component's box, listed or not."""
+        fb = self.categories.index(self.fallback)
+        listed = []
+        for k, name in enumerate(self.categories):
+            if not present[k]:
+                continue
+            comps, _ = ndimage.label(labels == k, structure=_EIGHT)
+            for i, slc in enumerate(ndimage.find_objects(comps), start=1):
+                if boxes is not None:
+                    box = (slc[1].start, slc[0].start, slc[1].stop, slc[0].stop)
+                    boxes[self.expert_of[name]].append(box)
+                area = float((comps[slc] == i).sum() * 100.0 / labels.size)
+                if k == fb and area < self.options.min_area:
+                    continue  # crumbs of background between subjects: colored, not listed
+                listed.append((k, comps, i, slc, area))
+        listed.sort(key=lambda entry: (entry[0], -entry[4]))  # stable: scan order within ties
+        return listed
 
     def _classes_in(self, class_ids: np.ndarray, category: int) -> list[str]:
         """Classes of ``category`` that are the arg-max on a fair share of these pixels."""

@@ -1,0 +1,261 @@
+"""One photo in the routing studio: what is expensive is computed once, edits are cheap.
+
+On upload the photo is converted to Lab once and the segmenter runs once (class probabilities
+and features are kept); the unedited routing is kept too, since routing edits name its
+regions. Each expert's colors are kept per batch of crops (``Pipeline.expert_patches``' cache),
+so applying edits re-runs the router (milliseconds), only the experts whose crops changed, and
+the merge. Results equal ``segcolor colorize --routing EDITS`` on the same photo.
+
+Nothing here knows about HTTP: ``segcolor.studio.app`` serves it.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from segcolor.color.dcd import dominant_colors_many
+from segcolor.color.lab import lab_to_rgb
+from segcolor.pipeline import LabImage, PatchCache, Pipeline, to_uint8
+from segcolor.report.overlay import ALPHA, category_colors
+from segcolor.router.overrides import RoutingEdits
+from segcolor.router.routing import Routing
+
+PREVIEW_SIDE = 1024  # gray and overlay images for the page; results are served at full size
+
+
+def preview_size(height: int, width: int, limit: int = PREVIEW_SIDE) -> tuple[int, int]:
+    scale = min(1.0, limit / max(height, width))
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def png_bytes(array: np.ndarray, alpha: np.ndarray | None = None) -> bytes:
+    image = Image.fromarray(array)
+    if alpha is not None:
+        image.putalpha(Image.fromarray(alpha))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", compress_level=1)  # fast: these are sent, not archived
+    return buffer.getvalue()
+
+
+def _hex_rgb(color: str) -> np.ndarray:
+    return np.array([int(color[i : i + 2], 16) for i in (1, 3, 5)], dtype=np.float32)
+
+
+@dataclass
+class PhotoSession:
+    """A photo's cached analysis and its current edits and result."""
+
+    id: str
+    name: str
+    pipeline: Pipeline
+    lab: LabImage
+    probs: torch.Tensor
+    features: torch.Tensor | None
+    base: Routing  # unedited: region ids of edits refer to it
+    alpha: np.ndarray | None = None
+    cache: PatchCache = field(default_factory=dict)
+    edits: RoutingEdits = field(default_factory=RoutingEdits)
+    routing: Routing | None = None
+    result: np.ndarray | None = None  # (H, W, 3) uint8
+    version: int = 0
+    render_ms: float = 0.0
+    _pngs: dict[str, bytes] = field(default_factory=dict)
+    _gray: np.ndarray | None = None
+
+    @classmethod
+    def open(cls, pipeline: Pipeline, pixels: np.ndarray, **fields: Any) -> PhotoSession:
+        """Convert, segment and colorize a decoded photo (``load_image(...).pixels``)."""
+        if not pipeline.routed:
+            raise ValueError("the studio needs a routed pipeline")
+        lab = LabImage.from_rgb(pixels, pipeline.working_size, pipeline.device)
+        probs, features = pipeline.semantics(lab)
+        base = pipeline.route_probs(lab, probs, features)
+        session = cls(
+            pipeline=pipeline, lab=lab, probs=probs, features=features, base=base, **fields
+        )
+        session.render(RoutingEdits())
+        return session
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.lab.size
+
+    @torch.inference_mode()
+    def render(self, edits: RoutingEdits) -> float:
+        """Apply ``edits`` (replacing the previous ones); returns the milliseconds it took."""
+        start = time.perf_counter()
+        pipeline = self.pipeline
+        routing = pipeline.route_probs(
+            self.lab, self.probs, self.features, None if edits.empty else edits
+        )
+        ab, _ = pipeline.merge_routed(self.lab, routing, self.cache)
+        self.result = Pipeline.to_rgb(self.lab, ab, np.uint8)
+        self.routing, self.edits = routing, edits
+        self.version += 1
+        self._pngs.clear()
+        self.render_ms = (time.perf_counter() - start) * 1000.0
+        return self.render_ms
+
+    # ------------------------------------------------------------------ images
+
+    def gray(self) -> np.ndarray:
+        """(H, W) uint8: the lightness the pipeline sees, as gray."""
+        if self._gray is None:
+            lightness = self.lab.lightness
+            zeros = torch.zeros_like(lightness)
+            rgb = lab_to_rgb(torch.cat([lightness, zeros, zeros], dim=1))[0, 0]
+            self._gray = to_uint8(rgb.float().cpu().numpy())
+        return self._gray
+
+    def colors(self) -> dict[str, str]:
+        config = self.pipeline.config
+        overrides = {c.name: c.color for c in config.categories} if config else {}
+        return category_colors(self.base.categories, overrides)
+
+    def png(self, kind: str) -> bytes:
+        """``gray`` and ``overlay`` (previews at most 1024 px) or ``result`` (full size)."""
+        if kind not in self._pngs:
+            if kind == "result":
+                assert self.result is not None
+                self._pngs[kind] = png_bytes(self.result, self.alpha)
+            elif kind == "gray":
+                self._pngs[kind] = png_bytes(self._preview(self.gray()))
+            elif kind == "overlay":
+                self._pngs[kind] = png_bytes(self.overlay())
+            else:
+                raise KeyError(kind)
+        return self._pngs[kind]
+
+    def _preview(self, image: np.ndarray) -> np.ndarray:
+        size = preview_size(*self.size)
+        if image.shape[:2] == size:
+            return image
+        return np.asarray(Image.fromarray(image).resize(size[::-1], Image.BILINEAR))
+
+    def overlay(self) -> np.ndarray:
+        """The current categories tinted over the gray preview, region borders drawn."""
+        from scipy import ndimage
+
+        assert self.routing is not None
+        gray = self._preview(self.gray()).astype(np.float32)
+        labels = self.routing.category_map_at(gray.shape)
+        palette = np.stack([_hex_rgb(self.colors()[c]) for c in self.routing.categories])
+        tint = palette[labels]
+        out = gray[..., None] * (1 - ALPHA) + tint * ALPHA
+        border = ndimage.morphological_gradient(labels, size=(3, 3)) > 0
+        out[border] = tint[border]
+        return np.clip(out, 0, 255).astype(np.uint8)
+
+    # ------------------------------------------------------------------ regions
+
+    def category_of(self, region: int) -> str:
+        """The category a region of the unedited routing has now."""
+        for edit in reversed(self.edits.reassign):
+            if edit.region == region:
+                return edit.category
+        return self.base.regions[region].category
+
+    def region_info(self, region: int) -> dict[str, Any]:
+        """What the page shows for a clicked region: categories before and now, classes,
+        confidence, area, the result's dominant colors inside it, the profile mix."""
+        assert self.routing is not None and self.result is not None
+        info = {"id": region, **self.base.regions[region].to_dict()}
+        now = self.category_of(region)
+        expert = self.pipeline.router.expert_of[now] if self.pipeline.router else now
+        info.update(category_now=now, expert_now=expert, reassigned=now != info["category"])
+        mask = self.base.region_map_small == region
+        small = np.asarray(Image.fromarray(self.result).resize(mask.shape[::-1], Image.BILINEAR))
+        info["dominant_colors"] = dominant_colors_many([small], [mask])[0].to_dict()
+        choice = self.routing.profiles.get(expert)
+        if choice is not None:
+            info["profile"] = {
+                **choice.to_dict(),
+                "variants": list(choice.variants),
+                "pinned": self.edits.profiles.get(expert),
+            }
+        return info
+
+    def describe(self) -> dict[str, Any]:
+        """The photo as the page and scripts see it (JSON-ready)."""
+        assert self.routing is not None
+        router = self.pipeline.router
+        assert router is not None
+        height, width = self.size
+        variants = router.variants
+        return {
+            "id": self.id,
+            "name": self.name,
+            "width": width,
+            "height": height,
+            "version": self.version,
+            "render_ms": round(self.render_ms, 1),
+            "summary": self.routing.summary() or "nothing found",
+            "categories": [
+                {
+                    "name": name,
+                    "color": color,
+                    "expert": router.expert_of[name],
+                    "variants": list(variants.get(router.expert_of[name], ())),
+                    "share_percent": round(self.routing.shares.get(name, 0.0), 2),
+                }
+                for name, color in self.colors().items()
+            ],
+            "regions": [
+                {"id": i, **r.to_dict(), "category_now": self.category_of(i)}
+                for i, r in enumerate(self.base.regions)
+            ],
+            "profiles": {k: c.to_dict() for k, c in self.routing.profiles.items()},
+            "edits": self.edits.to_dict(),
+        }
+
+    def routing_report(self) -> dict[str, Any]:
+        """routing.json as ``segcolor inspect`` writes it (regions with dominant colors), for
+        the current edits."""
+        from segcolor.report.inspection import region_colors
+
+        assert self.routing is not None and self.result is not None
+        report = {"image": self.name, **self.routing.to_dict()}
+        colors = region_colors(self.routing, self.result)
+        for region, dcd in zip(report["regions"], colors, strict=True):
+            region["dominant_colors"] = dcd
+        report["edits"] = self.edits.to_dict()
+        return report
+
+
+class SessionStore:
+    """Photos by id, the least recently used dropped beyond ``limit`` (memory stays bounded)."""
+
+    def __init__(self, limit: int = 20) -> None:
+        self.limit = limit
+        self._items: OrderedDict[str, PhotoSession] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def add(self, session: PhotoSession) -> None:
+        with self._lock:
+            self._items[session.id] = session
+            while len(self._items) > self.limit:
+                self._items.popitem(last=False)
+
+    def get(self, key: str) -> PhotoSession | None:
+        with self._lock:
+            session = self._items.get(key)
+            if session is not None:
+                self._items.move_to_end(key)
+            return session
+
+    def remove(self, key: str) -> bool:
+        with self._lock:
+            return self._items.pop(key, None) is not None
+
+    def all(self) -> list[PhotoSession]:
+        with self._lock:
+            return list(self._items.values())
