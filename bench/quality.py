@@ -20,10 +20,14 @@ other jobs, ``--threads 1`` is much faster (torch's threads spin-wait when cores
 from __future__ import annotations
 
 import argparse
+import csv
 import os
 import shlex
 import sys
+from collections import defaultdict
 from pathlib import Path
+
+import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -84,8 +88,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--general", help="general-model checkpoint (default: the shipped one)")
     ap.add_argument("--device", help="cuda, mps, cpu or auto")
     ap.add_argument("--threads", type=int, help="CPU threads for inference")
+    ap.add_argument(
+        "--summary-only", action="store_true", help="print the summary of existing results only"
+    )
     args = ap.parse_args(argv)
 
+    if args.summary_only:
+        print(summary(args.out))
+        return 0
     status = 0
     for title, command in runs(args):
         print(f"## {title}\n\n    {shlex.join(['segcolor', *command])}\n", flush=True)
@@ -96,7 +106,94 @@ def main(argv: list[str] | None = None) -> int:
             print(results.read_text(encoding="utf-8"), flush=True)
         else:
             print(f"(no results: segcolor exited with {code})\n", flush=True)
+    print(summary(args.out), flush=True)
     return status
+
+
+# --- the README's two compact tables, with the merged - general difference and its 95 % CI
+
+
+def paired_ci(diff: np.ndarray, resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """95 % bootstrap interval of the mean of per-photo differences (photos resampled)."""
+    rng = np.random.default_rng(seed)
+    means = diff[rng.integers(0, len(diff), size=(resamples, len(diff)))].mean(1)
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def _per_photo(rows: list[dict[str, str]], method: str, metric: str) -> dict[str, float]:
+    return {r["photo"]: float(r[metric]) for r in rows if r["method"] == method}
+
+
+def _cells(rows: list[dict[str, str]], methods: list[str | None], metric: str) -> str:
+    values = []
+    for method in methods:
+        got = list(_per_photo(rows, method, metric).values()) if method else []
+        values.append(f"{np.mean(got):.2f}" if got else "–")
+    return " / ".join(values)
+
+
+def _difference(rows: list[dict[str, str]], metric: str) -> str:
+    merged, general = _per_photo(rows, "merged", metric), _per_photo(rows, "general", metric)
+    photos = sorted(set(merged) & set(general))
+    diff = np.array([merged[p] - general[p] for p in photos])
+    low, high = paired_ci(diff)
+    return f"{diff.mean():+.2f} [{low:+.2f}, {high:+.2f}]"
+
+
+def _table(groups: dict[str, list[dict[str, str]]], expert_of: dict[str, str | None]) -> list[str]:
+    lines = [
+        "| set (photos) | PSNR dB ↑ gray / general / expert alone / merged "
+        "| ΔE00 ↓ gray / general / expert alone / merged "
+        "| merged − general: PSNR, ΔE00 [95 % CI] | \\|ΔCF\\| ↓ general / merged |",
+        "|:--|--:|--:|--:|--:|",
+    ]
+    for name, rows in groups.items():
+        methods = ["gray", "general", expert_of.get(name), "merged"]
+        photos = len(_per_photo(rows, "merged", "psnr_rgb"))
+        lines.append(
+            f"| {name} ({photos}) | {_cells(rows, methods, 'psnr_rgb')} "
+            f"| {_cells(rows, methods, 'delta_e2000')} "
+            f"| {_difference(rows, 'psnr_rgb')}, {_difference(rows, 'delta_e2000')} "
+            f"| {_cells(rows, ['general', 'merged'], 'colorfulness_diff')} |"
+        )
+    return lines
+
+
+def summary(out: Path) -> str:
+    """Both evaluations in two compact tables (photo means), each set's merged - general
+    difference with a paired bootstrap 95 % interval: which gaps are more than noise."""
+    lines: list[str] = []
+    coco = out / "coco" / "results.csv"
+    if coco.is_file():
+        by_region: dict[str, dict[str, dict[str, str]]] = defaultdict(dict)
+        with coco.open(encoding="utf-8") as f:
+            for r in csv.DictReader(f):
+                row = by_region[r["region"]].setdefault(
+                    (r["photo"], r["method"]), {"photo": r["photo"], "method": r["method"]}
+                )
+                row[r["metric"]] = r["value"]
+        groups = {}
+        for region, name in (("image", "COCO whole images"),) + tuple(
+            (c, f"COCO {c} regions") for c in CATEGORIES
+        ):
+            rows = [r for r in by_region.get(region, {}).values() if "psnr_rgb" in r]
+            rows = [r for r in rows if r["psnr_rgb"] not in ("", "nan")]
+            if rows:
+                groups[name] = rows
+        experts = {f"COCO {c} regions": f"expert:{c}" for c in CATEGORIES}
+        lines += ["**COCO**, whole images and ground-truth regions:", ""]
+        lines += _table(groups, experts) + [""]
+    held = out / "held_out" / "per_photo.csv"
+    if held.is_file():
+        with held.open(encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+        groups = {"held-out, all": rows}
+        for c in CATEGORIES:
+            groups[f"held-out {c}"] = [r for r in rows if r["dataset"] == c]
+        experts = {f"held-out {c}": f"expert:{c}" for c in CATEGORIES}
+        lines += ["**Held-out training photos**, whole photos:", ""]
+        lines += _table(groups, experts) + [""]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
