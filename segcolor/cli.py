@@ -16,7 +16,16 @@ from segcolor import __version__
 from segcolor.errors import SegcolorError
 
 # name -> module in segcolor.commands; each defines HELP, add_arguments(parser), run(args) -> int
-COMMANDS = ("colorize", "inspect", "train", "evaluate", "export", "profiles", "video")
+COMMANDS = (
+    "colorize",
+    "manifest",
+    "inspect",
+    "train",
+    "evaluate",
+    "export",
+    "profiles",
+    "video",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
