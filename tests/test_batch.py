@@ -252,3 +252,15 @@ def test_bad_flags_are_one_line_errors(tmp_path, expert_path, capsys):
     assert colorize(tmp_path / "a.png", tmp_path / "o", expert_path, "--address", "auto") == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 2 and "--jobs" in err and "--address needs --engine ray" in err
+
+
+@pytest.mark.parametrize("engine", ["local", "ray"])
+def test_a_missing_model_is_one_line_error_from_the_workers(tmp_path, capsys, engine):
+    if engine == "ray":
+        pytest.importorskip("ray.data", reason="the 'ray' extra is not installed")
+    make_folder(tmp_path / "in", good=2)
+    missing = tmp_path / "nowhere.safetensors"
+    code = colorize(tmp_path / "in", tmp_path / "out", missing, "--jobs", "2", "--engine", engine)
+    err = capsys.readouterr().err
+    assert code == 2 and "nowhere.safetensors" in err and "Traceback" not in err
+    assert sum("segcolor: error" in line for line in err.splitlines()) == 1

@@ -31,9 +31,15 @@ class RayColorizer:
     options = Options()  # set on the subclass ``run_ray`` ships to the cluster
 
     def __init__(self) -> None:
-        self.colorizer = Colorizer(self.options)
+        self.colorizer, self.fatal = None, None
+        try:
+            self.colorizer = Colorizer(self.options)
+        except SegcolorError as err:  # e.g. a missing checkpoint: one line for the driver
+            self.fatal = str(err)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[str]]:
+        if self.colorizer is None:
+            return {"row": [json.dumps({"fatal": self.fatal})] * len(batch["task"])}
         tasks = [json.loads(text) for text in batch["task"]]
         return {"row": [json.dumps(row) for row in self.colorizer.stream(tasks)]}
 
@@ -72,7 +78,8 @@ def run_ray(
         try:
             ray.init(**init, logging_level="WARNING")
         except (ConnectionError, RuntimeError, ValueError) as err:
-            raise SegcolorError(f"cannot start or join Ray at {address or 'local'}: {err}") from None
+            where = address or "local"
+            raise SegcolorError(f"cannot start or join Ray at {where}: {err}") from None
     try:
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False  # the batch has its own
@@ -88,7 +95,10 @@ def run_ray(
             num_gpus=1 if gpu else 0,
         )
         for record in rows.iter_rows():
-            on_row(json.loads(record["row"]))
+            row = json.loads(record["row"])
+            if "fatal" in row:
+                raise SegcolorError(row["fatal"])
+            on_row(row)
     finally:
         if started:
             ray.shutdown()
