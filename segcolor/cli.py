@@ -16,7 +16,17 @@ from segcolor import __version__
 from segcolor.errors import SegcolorError
 
 # name -> module in segcolor.commands; each defines HELP, add_arguments(parser), run(args) -> int
-COMMANDS = ("colorize", "inspect", "serve", "train", "evaluate", "export", "profiles", "video")
+COMMANDS = (
+    "colorize",
+    "manifest",
+    "inspect",
+    "serve",
+    "train",
+    "evaluate",
+    "export",
+    "profiles",
+    "video",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

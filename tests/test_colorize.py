@@ -130,7 +130,8 @@ def test_one_corrupt_and_two_good_files(tmp_path, expert_path, capsys):
         ]
     )
     err = capsys.readouterr().err
-    assert code == 1 and sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "b.png"]
+    outputs = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert code == 1 and outputs == ["a.png", "b.png", "segcolor-manifest.jsonl"]
     assert sum("broken.jpg" in line for line in err.splitlines()) == 1
 
 

@@ -218,6 +218,16 @@ def test_cli_replays_edits(tmp_path: Path, pipeline: Pipeline, expert_dir: Path)
     argv = ["colorize", str(tmp_path / "photo.png"), "-o", str(out), "--pipeline", str(yaml)]
     assert main([*argv, "--routing", str(edits_file), "--device", "cpu"]) == 0
     assert np.array_equal(np.asarray(Image.open(out)), pipeline.colorize(photo, edits))
+    # a folder batch (the manifest-keeping batch engine) applies the same edits to every photo
+    single = tmp_path / "single.png"
+    common = ["--pipeline", str(yaml), "--routing", str(edits_file), "--threads", "1"]
+    assert main(["colorize", str(tmp_path / "photo.png"), "-o", str(single), *common]) == 0
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.fromarray(photo).save(folder / "a.png")
+    argv_batch = ["colorize", str(folder), "-o", str(tmp_path / "batch"), *common]
+    assert main(argv_batch) == 0
+    assert (tmp_path / "batch" / "a.png").read_bytes() == single.read_bytes()
     (tmp_path / "bad.json").write_text('{"reassign": [{"region": 0, "category": "cars"}]}')
     assert main([*argv, "--routing", str(tmp_path / "bad.json")]) == 2
     with pytest.raises(SegcolorError, match="one expert has no routing"):

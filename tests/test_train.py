@@ -7,6 +7,7 @@ import logging
 import math
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -285,6 +286,58 @@ def test_two_runs_cannot_write_to_one_folder(tmp_path, photos, capsys):
         assert train(write_config(tmp_path, photos), "--out", out) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "another training run" in err
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX processes")
+def test_kill_9_then_immediate_resume_continues(tmp_path, photos):
+    """kill -9 leaves the data-loader workers orphaned; they must not keep the folder locked,
+    so an immediate --resume continues from the last finished epoch."""
+    config = write_config(tmp_path, photos, train={"epochs": 500, "workers": 2})
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "segcolor", "train", str(config), "--out", str(out)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    with subprocess.Popen(command, stderr=subprocess.DEVNULL, env=env) as proc:
+        deadline = time.monotonic() + 120
+        while not (out / "checkpoint.pt").exists() and proc.poll() is None:
+            assert time.monotonic() < deadline, "no checkpoint after 120 s"
+            time.sleep(0.1)
+        time.sleep(0.5)  # into the next epoch: its workers are running
+        proc.kill()  # SIGKILL to the trainer alone; its workers live on for a while
+        proc.wait()
+    done = load_checkpoint(out / "checkpoint.pt")["epoch"]
+    assert train(config, "--out", out, "--resume", "--epochs", done + 1) == 0
+    assert [r["epoch"] for r in metrics(out)] == list(range(1, done + 2))
+
+
+def test_a_live_run_keeps_its_lock(tmp_path, photos, capsys):
+    """The lock names its owner; while that process lives, a second run is refused."""
+    out = tmp_path / "run"
+    out.mkdir()
+    with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) as sleeper:
+        try:
+            code = (
+                "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT); "
+                "fcntl.flock(fd, fcntl.LOCK_EX); os.write(fd, sys.argv[2].encode()); "
+                "print('locked', flush=True); time.sleep(60)"
+            )
+            owner = f"{sleeper.pid} {socket.gethostname()}\n"
+            with subprocess.Popen(
+                [sys.executable, "-c", code, str(out / ".lock"), owner],
+                stdout=subprocess.PIPE,
+                text=True,
+            ) as holder:
+                assert holder.stdout.readline().strip() == "locked"
+                assert train(write_config(tmp_path, photos), "--out", out) == 2
+                err = capsys.readouterr().err
+                assert "another training run (pid" in err and err.count("\n") == 1
+                # the owner it names dies, the lock is still held (an orphan): taken over
+                sleeper.kill()
+                sleeper.wait()
+                config = write_config(tmp_path, photos, train={"epochs": 1})
+                assert train(config, "--out", out) == 0
+                holder.kill()
+        finally:
+            sleeper.kill()
 
 
 @pytest.mark.skipif(not hasattr(os, "killpg"), reason="POSIX process groups")

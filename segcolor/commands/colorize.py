@@ -4,6 +4,11 @@ By default the shipped pipeline routes each region to its category's shipped exp
 segmenter's weights: the shipped general model, with a warning). ``--pipeline YAML`` routes to
 your own experts; ``--expert CKPT`` colors every pixel with one expert. ``--show-routing``
 prints what went where, one line per image.
+
+A folder output is a resumable batch: ``OUT/segcolor-manifest.jsonl`` records every photo (see
+``segcolor.batch.manifest``); a rerun of the same command skips photos done from unchanged
+sources and retries failed ones (``--overwrite`` redoes all). ``--jobs N`` colorizes in N worker
+processes, ``--engine ray`` on a Ray cluster (``segcolor.batch.ray_engine``).
 """
 
 from __future__ import annotations
@@ -12,11 +17,12 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
+from segcolor.batch.manifest import Manifest, end_row, latest_photos, start_row, unchanged
+from segcolor.batch.worker import Options, task
 from segcolor.errors import SegcolorError
-from segcolor.io.images import IMAGE_EXTENSIONS, OUTPUT_FORMATS, iter_inputs, load_image, save_image
+from segcolor.io.images import IMAGE_EXTENSIONS, OUTPUT_FORMATS, iter_inputs
 
 HELP = "colorize black-and-white photos (files or folders)"
 
@@ -50,7 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="EDITS",
         help="routing edits (JSON, e.g. saved by `segcolor serve`): regions reassigned to other "
         "categories, categories painted over masks, profile variants pinned; applied to "
-        "every input",
+        "every input (a batch rerun with other edits needs --overwrite)",
     )
     parser.add_argument("--device", default="auto", help="cuda, mps, cpu or auto (default)")
     parser.add_argument(
@@ -65,10 +71,48 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=sorted({e.lstrip(".") for e in OUTPUT_FORMATS}),
         help="output format for folder outputs (default: keep the input's)",
     )
+    batch = parser.add_argument_group("batches (a folder output)")
+    batch.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="worker processes, each with its own model and cores // N threads (default 1); "
+        "with --engine ray, the number of actors",
+    )
+    batch.add_argument(
+        "--threads",
+        type=int,
+        metavar="T",
+        help="torch threads per worker (default for a folder: 1, so outputs are the same bytes "
+        "whatever --jobs and the machine's core count: on CPU more threads change a few "
+        "pixels' last bit; give the cores to --jobs. Default for one file: all cores)",
+    )
+    batch.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="colorize every input again, even those the manifest lists as done",
+    )
+    batch.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="local processes (default) or Ray Data actors (pip install 'segcolor[ray]')",
+    )
+    batch.add_argument(
+        "--address",
+        metavar="ADDR",
+        help="with --engine ray: the cluster to join (e.g. auto, or ray://head:10001); "
+        "default: a local Ray started for this run",
+    )
 
 
-def plan_outputs(inputs: list[str], output: str, fmt: str | None) -> list[tuple[Path, Path]]:
-    """Map every input image to its output path; refuse anything that would overwrite an input."""
+def plan_outputs(
+    inputs: list[str], output: str, fmt: str | None
+) -> tuple[list[tuple[Path, Path, Path]], Path | None]:
+    """Map every input image to its output path; refuse anything that would overwrite an input.
+    Returns (source, path relative to its input root, output) triples and the output folder
+    (None for one file in, one file out)."""
     pairs = iter_inputs(inputs)
     if not pairs:
         raise SegcolorError(f"no images found in {', '.join(inputs)}")
@@ -77,7 +121,7 @@ def plan_outputs(inputs: list[str], output: str, fmt: str | None) -> list[tuple[
         len(pairs) == 1 and not Path(inputs[0]).is_dir() and out.suffix.lower() in IMAGE_EXTENSIONS
     )
     if single_file:
-        plan = [(pairs[0][0], out)]
+        plan = [(pairs[0][0], pairs[0][1], out)]
     else:
         if out.exists() and not out.is_dir():
             raise SegcolorError("several images need an output folder, but it is a file", out)
@@ -86,12 +130,16 @@ def plan_outputs(inputs: list[str], output: str, fmt: str | None) -> list[tuple[
             suffix = f".{fmt}" if fmt else rel.suffix.lower()
             if suffix not in OUTPUT_FORMATS:
                 suffix = ".png"
-            plan.append((src, out / rel.with_suffix(suffix)))
-    inputs_resolved = {src.resolve() for src, _ in plan}
-    for _, dst in plan:
+            plan.append((src, rel, out / rel.with_suffix(suffix)))
+    inputs_resolved = {src.resolve() for src, _, _ in plan}
+    seen: dict[Path, Path] = {}
+    for src, _, dst in plan:
         if dst.resolve() in inputs_resolved:
             raise SegcolorError("output would overwrite an input; choose another -o", dst)
-    return plan
+        if dst in seen:
+            raise SegcolorError(f"both {seen[dst]} and {src} would be written here", dst)
+        seen[dst] = src
+    return plan, None if single_file else out
 
 
 def run(args: argparse.Namespace) -> int:
@@ -99,46 +147,133 @@ def run(args: argparse.Namespace) -> int:
         raise SegcolorError("--show-routing needs a routed pipeline (one --expert has no routing)")
     if args.working_size is not None and args.working_size < 16:
         raise SegcolorError(f"--working-size must be at least 16, got {args.working_size}")
-    edits = None
-    if getattr(args, "routing", None):
-        if args.expert:
-            raise SegcolorError("--routing needs a routed pipeline (one --expert has no routing)")
+    if args.routing and args.expert:
+        raise SegcolorError("--routing needs a routed pipeline (one --expert has no routing)")
+    if args.routing:
         from segcolor.router.overrides import RoutingEdits
 
-        edits = RoutingEdits.load(args.routing)
-    plan = plan_outputs(args.inputs, args.output, args.format)
-    from segcolor.pipeline import Pipeline  # torch is imported only when there is work to do
-
-    pipeline = Pipeline.load(
-        args.pipeline, args.expert, device=args.device, working_size=args.working_size
+        RoutingEdits.load(args.routing)  # a malformed file fails once, before any photo
+    if args.jobs < 1 or (args.threads is not None and args.threads < 1):
+        raise SegcolorError(
+            f"--jobs and --threads must be at least 1, got {args.jobs}, {args.threads}"
+        )
+    if args.address and args.engine != "ray":
+        raise SegcolorError("--address needs --engine ray")
+    plan, folder = plan_outputs(args.inputs, args.output, args.format)
+    options = Options(
+        pipeline=args.pipeline,
+        expert=args.expert,
+        device=args.device,
+        working_size=args.working_size,
+        # a folder: 1 thread per worker unless told (the same bytes whatever --jobs); one file:
+        # torch's default, all cores (0)
+        threads=args.threads or (0 if folder is None else 1),
+        debug=bool(getattr(args, "debug", False)),
+        routing=args.routing,
     )
-    if edits is not None:
-        if not pipeline.routed:
-            raise SegcolorError("--routing needs a routed pipeline, but no segmenter was found")
-        pipeline.router.check_edits(edits)  # a wrong name fails once, before any photo
-    failures: list[str] = []
-    progress = tqdm(plan, desc="colorize", unit="img", disable=len(plan) < 2, file=sys.stderr)
-    for src, dst in progress:
-        try:
-            image = load_image(src)  # as decoded: a float copy of a large scan would cost GBs
-            if args.show_routing and pipeline.routed:
-                rgb, routing = pipeline.colorize_routed(image.pixels, np.uint8, edits)
-                tqdm.write(f"{src}: {routing.summary()}", file=sys.stdout)
-            else:
-                rgb = pipeline.colorize(image.pixels, edits)
-            alpha, image = image.alpha_pixels, None  # the input is not held while encoding
-            save_image(dst, rgb, alpha=alpha)
-            rgb = alpha = None
-        except SegcolorError as err:
-            failures.append(str(err))
-            tqdm.write(f"segcolor: error: {err}", file=sys.stderr)
-    done = len(plan) - len(failures)
-    if failures:
-        print(
-            f"segcolor: colorized {done} of {len(plan)} images; {len(failures)} failed",
+    if folder is None:
+        src, rel, dst = plan[0]
+        tasks = [task(0, src, rel, dst.parent, dst)]
+        return Batch(args, options, tasks, total=1).run()
+    manifest = Manifest.of(folder)
+    manifest.open()  # also the folder's lock: one batch writes into it at a time
+    try:
+        latest = {} if args.overwrite else latest_photos(manifest.rows())
+        tasks = []
+        for index, (src, rel, dst) in enumerate(plan):
+            row = latest.get(dst.relative_to(folder).as_posix())
+            done = row is not None and row["status"] == "done"
+            if done and dst.is_file() and unchanged(row, src):
+                continue
+            tasks.append(task(index, src, rel, folder, dst))
+        remove_temporaries(tasks)
+        return Batch(args, options, tasks, total=len(plan), manifest=manifest).run()
+    finally:
+        manifest.close()
+
+
+def remove_temporaries(tasks: list[dict]) -> None:
+    """Temporary files a killed run left beside the outputs it was writing."""
+    names: dict[Path, set[str]] = {}
+    for item in tasks:
+        dest = Path(item["dest"])
+        names.setdefault(dest.parent, set()).add(dest.name)
+    for folder, wanted in names.items():
+        if folder.is_dir():
+            for tmp in folder.glob(".*.tmp"):
+                if tmp.name[1:].rsplit(".", 2)[0] in wanted:
+                    tmp.unlink(missing_ok=True)
+
+
+class Batch:
+    """Runs the tasks on the chosen engine; reports and records each photo as it finishes."""
+
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        options: Options,
+        tasks: list[dict],
+        total: int,
+        manifest: Manifest | None = None,
+    ) -> None:
+        self.args, self.options, self.tasks, self.total = args, options, tasks, total
+        self.manifest = manifest
+        self.sources = {item["output"]: item["source"] for item in tasks}
+        self.done = self.failed = 0
+
+    def on_row(self, row: dict) -> None:
+        source = self.sources.get(row["output"], row["input"])
+        if self.manifest is not None:
+            self.manifest.append(row)
+        if row["status"] == "done":
+            self.done += 1
+            routing = row.get("routing")
+            if self.args.show_routing and routing:
+                tqdm.write(f"{source}: {routing['summary']}", file=sys.stdout)
+        else:
+            self.failed += 1
+            tqdm.write(f"segcolor: error: {source}: {row['error']}", file=sys.stderr)
+        self.progress.update()
+
+    def run(self) -> int:
+        skipped = self.total - len(self.tasks)
+        if skipped:
+            print(
+                f"segcolor: {skipped} of {self.total} images already done (per "
+                f"{self.manifest.path}); colorizing {len(self.tasks)}",
+                file=sys.stderr,
+            )
+        if self.manifest is not None:
+            self.manifest.append(
+                start_row(self.args.engine, self.args.jobs, self.total, len(self.tasks))
+            )
+        self.progress = tqdm(
+            total=len(self.tasks),
+            desc="colorize",
+            unit="img",
+            disable=len(self.tasks) < 2,
             file=sys.stderr,
         )
-        return 1
-    if len(plan) > 1:
-        print(f"segcolor: colorized {done} images into {args.output}", file=sys.stderr)
-    return 0
+        with self.progress:
+            if self.args.engine == "ray":
+                from segcolor.batch.ray_engine import run_ray
+
+                run_ray(self.tasks, self.options, self.args.jobs, self.args.address, self.on_row)
+            else:
+                from segcolor.batch.local import run_local
+
+                run_local(self.tasks, self.options, self.args.jobs, self.on_row)
+        if self.manifest is not None:
+            self.manifest.append(end_row(self.done, self.failed, skipped))
+            self.manifest.compact()
+        done = self.done + skipped
+        where = f"; see {self.manifest.path}" if self.manifest is not None else ""
+        if self.failed:
+            print(
+                f"segcolor: colorized {done} of {self.total} images; {self.failed} failed{where}",
+                file=sys.stderr,
+            )
+            return 1
+        if self.total > 1:
+            print(f"segcolor: colorized {done} images into {self.args.output}", file=sys.stderr)
+        return 0

@@ -72,12 +72,8 @@ from segcolor.train.data import (
     to_lab_batch,
 )
 from segcolor.train.distributed import DistInfo
+from segcolor.train.lock import training_lock
 from segcolor.train.losses import create_loss, needs_prior
-
-try:
-    import fcntl
-except ImportError:  # Windows: no advisory locks, no protection against two runs in one folder
-    fcntl = None
 
 log = logging.getLogger(__name__)
 
@@ -526,20 +522,13 @@ def routed_data_split(cfg: dict[str, Any]) -> RoutedSplit:
 
 @contextlib.contextmanager
 def exclusive(out: Path, info: DistInfo) -> Iterator[None]:
-    """Refuse a second training run writing into the same folder at the same time."""
-    if not info.is_main or fcntl is None:
+    """Refuse a second training run writing into the same folder at the same time; a lock
+    left by a killed run (or its orphaned data-loader workers) is taken over
+    (``segcolor.train.lock``)."""
+    if not info.is_main:
         yield
         return
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / ".lock", "w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise SegcolorError(
-                "another training run is writing to this folder; wait for it "
-                "or choose another --out",
-                out,
-            ) from None
+    with training_lock(out):
         yield
 
 

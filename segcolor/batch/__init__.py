@@ -1,0 +1,1 @@
+"""Archive-scale batches: the manifest, the per-process colorizer, local and Ray engines."""
