@@ -264,3 +264,16 @@ def test_a_missing_model_is_one_line_error_from_the_workers(tmp_path, capsys, en
     err = capsys.readouterr().err
     assert code == 2 and "nowhere.safetensors" in err and "Traceback" not in err
     assert sum("segcolor: error" in line for line in err.splitlines()) == 1
+
+
+def test_manifest_into_a_closed_pipe_is_quiet(tmp_path, expert_path, monkeypatch):
+    """`segcolor manifest OUT | head`: the reader leaves early; no traceback, exit status 1."""
+    make_folder(tmp_path / "in", good=2)
+    out = tmp_path / "out"
+    colorize(tmp_path / "in", out, expert_path)
+    read, write = os.pipe()
+    os.close(read)
+    pipe = os.fdopen(write, "w", buffering=1)
+    monkeypatch.setattr(sys, "stdout", pipe)
+    assert main(["manifest", str(out)]) == 1
+    pipe.close()
