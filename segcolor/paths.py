@@ -20,6 +20,19 @@ def shared_dir(configured: str | Path | None = None) -> Path | None:
     return Path(value).expanduser() if value else None
 
 
+def portable_path(path: str | Path, shared: Path | None = None) -> str:
+    """``path`` as text that holds no machine path where it can: under the shared directory it
+    becomes ``$SEGCOLOR_SHARED_DIR/...``, under the working directory relative to it; anything
+    else is returned as given (the caller decides what else to strip)."""
+    shared = shared if shared is not None else shared_dir()
+    absolute = Path(path).expanduser().absolute()
+    if shared is not None and absolute.is_relative_to(shared.absolute()):
+        return f"${SHARED_ENV}/" + absolute.relative_to(shared.absolute()).as_posix()
+    if absolute.is_relative_to(Path.cwd()):
+        return absolute.relative_to(Path.cwd()).as_posix() or "."
+    return str(path)
+
+
 def resolve_data_path(path: str | Path, configured_shared: str | Path | None = None) -> Path:
     """A data path as given if it exists, else relative to the shared directory."""
     candidate = Path(path).expanduser()

@@ -3,6 +3,7 @@ and the command end to end on tiny photos with tiny random experts and a fake se
 
 from __future__ import annotations
 
+import argparse
 import csv
 import math
 from pathlib import Path
@@ -14,6 +15,7 @@ from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from segcolor.cli import main
+from segcolor.commands import evaluate as evaluate_command
 from segcolor.commands.evaluate import BASELINES
 from segcolor.errors import BadImageError, SegcolorError
 from segcolor.evaluate import Comparison, GroundTruth, Methods, ab_auc, colorfulness
@@ -21,6 +23,7 @@ from segcolor.evaluate.datasets import find_photos, load_mask
 from segcolor.evaluate.methods import DEFAULT_BASELINES, parse_methods
 from segcolor.evaluate.metrics import AUC_MAX, PSNR_CAP
 from segcolor.experts import create_expert, save_expert
+from segcolor.paths import portable_path
 from segcolor.pipeline import Pipeline
 from segcolor.router.segmenters import Segmenter, register_segmenter
 from segcolor.train.data import is_held_out
@@ -322,3 +325,22 @@ def test_cli_subset_of_methods_and_missing_general(
     assert main([*base, "--baselines", "gray", "--sheet-photos", "one", "--quiet"]) == 0
     sheet = Image.open(tmp_path / "out" / "contact_sheet.png")
     assert sheet.width < 3 * 192  # gray | ground truth, one row
+
+
+def test_recorded_command_holds_no_machine_paths(tmp_path, monkeypatch):
+    """results.md's command: shared paths as $SEGCOLOR_SHARED_DIR/..., others relative to the
+    working directory, so a results folder can be shared and the line retyped anywhere."""
+    shared, work = tmp_path / "shared", tmp_path / "work"
+    (shared / "data" / "my photos").mkdir(parents=True)
+    work.mkdir()
+    monkeypatch.setenv("SEGCOLOR_SHARED_DIR", str(shared))
+    monkeypatch.chdir(work)
+    parser = argparse.ArgumentParser()
+    evaluate_command.add_arguments(parser)
+    args = parser.parse_args(
+        [str(shared / "data" / "my photos"), "-o", str(work / "out" / "q"), "--threads", "1"]
+    )
+    line = evaluate_command.command_line(args)
+    assert line == "segcolor evaluate $SEGCOLOR_SHARED_DIR/'data/my photos' -o out/q --threads 1"
+    assert str(tmp_path) not in line
+    assert portable_path("/elsewhere/x.yaml") == "/elsewhere/x.yaml"  # not ours to rewrite

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from segcolor.errors import SegcolorError
+from segcolor.paths import SHARED_ENV, portable_path
 
 HELP = "measure colorization quality against color photos (PSNR, SSIM, ΔE2000, AuC, ...)"
 BASELINES = "gray,general,experts,merged,oracle"  # segcolor.evaluate.methods.DEFAULT_BASELINES
@@ -105,12 +106,22 @@ def _check(args: argparse.Namespace) -> None:
         raise SegcolorError("the results need a folder, but this is a file", out)
 
 
+def _quote(arg: str) -> str:
+    """Shell-quoted, leaving a leading ``$SEGCOLOR_SHARED_DIR/`` to be expanded."""
+    prefix = f"${SHARED_ENV}/"
+    if arg.startswith(prefix):
+        return prefix + shlex.quote(arg[len(prefix) :])
+    return shlex.quote(arg)
+
+
 def command_line(args: argparse.Namespace) -> str:
-    """The command, as a user would retype it (recorded in results.md)."""
-    argv = ["segcolor", "evaluate", *args.data, "-o", args.output]
+    """The command, as a user would retype it (recorded in results.md), without this machine's
+    paths where they are the shared directory's or the working directory's."""
+    paths = [portable_path(p) for p in (*args.data, args.output)]
+    argv = ["segcolor", "evaluate", *paths[:-1], "-o", paths[-1]]
     for flag, value in (
-        ("--pipeline", args.pipeline),
-        ("--general", args.general),
+        ("--pipeline", args.pipeline and portable_path(args.pipeline)),
+        ("--general", args.general and portable_path(args.general)),
         ("--baselines", None if args.baselines == BASELINES else args.baselines),
         ("--held-out", args.held_out),
         ("--limit", args.limit),
@@ -122,7 +133,7 @@ def command_line(args: argparse.Namespace) -> str:
     ):
         if value is not None:
             argv += [flag, str(value)]
-    return shlex.join(argv)
+    return " ".join(_quote(arg) for arg in argv)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -177,7 +188,8 @@ def run(args: argparse.Namespace) -> int:
     source = pipeline.config.path if pipeline.config and pipeline.config.path else "shipped"
     context = [
         f"command: `{command_line(args)}`",
-        f"pipeline: {source}; general: {general_path if general else 'not evaluated'}; "
+        f"pipeline: {portable_path(source) if source != 'shipped' else source}; "
+        f"general: {portable_path(general_path) if general else 'not evaluated'}; "
         f"working size {pipeline.working_size}",
     ]
     out = Path(args.output)

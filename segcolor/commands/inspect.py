@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from segcolor.commands import add_pipeline_arguments, check_working_size
 from segcolor.errors import SegcolorError
 
 if TYPE_CHECKING:
@@ -35,26 +36,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="folder for the report (created; existing report files replaced)",
     )
-    parser.add_argument(
-        "--pipeline",
-        metavar="YAML",
-        help="pipeline YAML (e.g. configs/pipeline.yaml); default: the shipped experts",
-    )
-    parser.add_argument("--device", default="auto", help="cuda, mps, cpu or auto (default)")
-    parser.add_argument(
-        "--working-size",
-        type=int,
-        metavar="PX",
-        help="short side at which color is predicted (default: the YAML's)",
-    )
+    add_pipeline_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     out = Path(args.output)
     if out.exists() and not out.is_dir():
         raise SegcolorError("the report needs a folder, but this is a file", out)
-    if args.working_size is not None and args.working_size < 16:
-        raise SegcolorError(f"--working-size must be at least 16, got {args.working_size}")
+    check_working_size(args)
     from segcolor.pipeline import Pipeline  # heavy imports only when there is work to do
     from segcolor.report import write_inspection
 

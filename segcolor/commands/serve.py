@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from segcolor.commands import add_pipeline_arguments, check_working_size
 from segcolor.errors import SegcolorError
 
 HELP = "open the routing studio: a local web app to colorize photos and correct their routing"
@@ -17,15 +18,7 @@ HELP = "open the routing studio: a local web app to colorize photos and correct 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    parser.add_argument(
-        "--pipeline",
-        metavar="YAML",
-        help="pipeline YAML (e.g. configs/pipeline.yaml); default: the shipped experts",
-    )
-    parser.add_argument("--device", default="auto", help="cuda, mps, cpu or auto (default)")
-    parser.add_argument(
-        "--working-size", type=int, metavar="PX", help="short side at which color is predicted"
-    )
+    add_pipeline_arguments(parser)
     parser.add_argument(
         "--max-upload-mb", type=float, default=50.0, help="largest upload in MB (default 50)"
     )
@@ -53,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
         raise SegcolorError(f"--port must be 1-65535, got {args.port}")
     if args.workers < 1 or args.max_upload_mb <= 0:
         raise SegcolorError("--workers and --max-upload-mb must be positive")
+    check_working_size(args)
     from segcolor.io.images import DEFAULT_MAX_PIXELS
     from segcolor.pipeline import Pipeline
 

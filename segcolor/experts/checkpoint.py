@@ -20,6 +20,7 @@ from segcolor.experts.base import Expert
 from segcolor.experts.registry import create_expert
 from segcolor.io.atomic import atomic_write
 from segcolor.nets import assign_weights, build_empty
+from segcolor.paths import portable_path
 
 CARD_KEY = "segcolor.card"
 FORMAT = "segcolor-expert/1"
@@ -95,10 +96,9 @@ def portable_card(card: dict[str, Any], shared: Path | None) -> dict[str, Any]:
         if isinstance(value, list):
             return [clean(v) for v in value]
         if isinstance(value, str) and value.startswith("/"):
-            path = Path(value)
-            if shared is not None and path.is_relative_to(shared):
-                return "$SEGCOLOR_SHARED_DIR/" + path.relative_to(shared).as_posix()
-            return path.name
+            if shared is not None and Path(value).is_relative_to(shared):
+                return portable_path(value, shared)
+            return Path(value).name
         return value
 
     return clean(card)

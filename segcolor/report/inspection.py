@@ -35,7 +35,7 @@ def _save_png(path: Path, image: Image.Image) -> Path:
     return path
 
 
-def _preview_size(height: int, width: int, limit: int) -> tuple[int, int]:
+def preview_size(height: int, width: int, limit: int) -> tuple[int, int]:
     scale = min(1.0, limit / max(height, width))
     return max(1, round(height * scale)), max(1, round(width * scale))
 
@@ -82,7 +82,7 @@ def region_colors(routing: Routing, colorized: np.ndarray, side: int = 256) -> l
     if not routing.regions:
         return []
     height, width = colorized.shape[:2]
-    size = _preview_size(height, width, side)
+    size = preview_size(height, width, side)
     small = np.asarray(Image.fromarray(colorized).resize(size[::-1], Image.BILINEAR))
     labels = routing.category_map_at(size)
     sy, sx = size[0] / height, size[1] / width
@@ -127,7 +127,7 @@ def write_inspection(pipeline: Pipeline, photo: str | Path, out_dir: str | Path)
     colors = category_colors(routing.categories, overrides)
 
     files: dict[str, Path] = {}
-    size = _preview_size(height, width, OVERLAY_SIDE)
+    size = preview_size(height, width, OVERLAY_SIDE)
     gray_small = np.asarray(Image.fromarray(analysis.gray).resize(size[::-1], Image.BILINEAR))
     overlay = render_overlay(
         gray_small,

@@ -32,7 +32,7 @@ def category_colors(
     return out
 
 
-def _rgb(color: str) -> tuple[int, int, int]:
+def hex_rgb(color: str) -> tuple[int, int, int]:
     return tuple(int(color[i : i + 2], 16) for i in (1, 3, 5))  # type: ignore[return-value]
 
 
@@ -46,7 +46,7 @@ def render_overlay(
     """Gray (H,W) uint8 + category map (H,W) -> RGB image with tinted regions, their borders,
     and a legend of ``(category, text)`` rows under the photo."""
     height, width = gray.shape
-    palette = np.array([_rgb(colors[c]) for c in categories], dtype=np.float32)
+    palette = np.array([hex_rgb(colors[c]) for c in categories], dtype=np.float32)
     base = np.repeat(gray[..., None].astype(np.float32), 3, axis=2)
     tint = palette[category_map]
     out = base * (1 - ALPHA) + tint * ALPHA

@@ -25,16 +25,12 @@ from PIL import Image
 from segcolor.color.dcd import dominant_colors_many
 from segcolor.color.lab import lab_to_rgb
 from segcolor.pipeline import LabImage, PatchCache, Pipeline, to_uint8
-from segcolor.report.overlay import ALPHA, category_colors
+from segcolor.report.inspection import preview_size
+from segcolor.report.overlay import ALPHA, category_colors, hex_rgb
 from segcolor.router.overrides import RoutingEdits
 from segcolor.router.routing import Routing
 
 PREVIEW_SIDE = 1024  # gray and overlay images for the page; results are served at full size
-
-
-def preview_size(height: int, width: int, limit: int = PREVIEW_SIDE) -> tuple[int, int]:
-    scale = min(1.0, limit / max(height, width))
-    return max(1, round(height * scale)), max(1, round(width * scale))
 
 
 def png_bytes(array: np.ndarray, alpha: np.ndarray | None = None) -> bytes:
@@ -44,10 +40,6 @@ def png_bytes(array: np.ndarray, alpha: np.ndarray | None = None) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", compress_level=1)  # fast: these are sent, not archived
     return buffer.getvalue()
-
-
-def _hex_rgb(color: str) -> np.ndarray:
-    return np.array([int(color[i : i + 2], 16) for i in (1, 3, 5)], dtype=np.float32)
 
 
 @dataclass
@@ -136,7 +128,7 @@ class PhotoSession:
         return self._pngs[kind]
 
     def _preview(self, image: np.ndarray) -> np.ndarray:
-        size = preview_size(*self.size)
+        size = preview_size(*self.size, PREVIEW_SIDE)
         if image.shape[:2] == size:
             return image
         return np.asarray(Image.fromarray(image).resize(size[::-1], Image.BILINEAR))
@@ -148,7 +140,9 @@ class PhotoSession:
         assert self.routing is not None
         gray = self._preview(self.gray()).astype(np.float32)
         labels = self.routing.category_map_at(gray.shape)
-        palette = np.stack([_hex_rgb(self.colors()[c]) for c in self.routing.categories])
+        palette = np.array(
+            [hex_rgb(self.colors()[c]) for c in self.routing.categories], dtype=np.float32
+        )
         tint = palette[labels]
         out = gray[..., None] * (1 - ALPHA) + tint * ALPHA
         border = ndimage.morphological_gradient(labels, size=(3, 3)) > 0

@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from segcolor.errors import SegcolorError
+from segcolor.io.process import is_running
 
 try:
     import fcntl
@@ -42,20 +43,6 @@ def _close_held_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_close_held_in_child)
-
-
-def is_running(pid: int) -> bool:
-    """Whether process ``pid`` exists on this host and is not a zombie."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by someone else
-    with contextlib.suppress(OSError, IndexError):
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat[stat.rindex(")") + 2] != "Z"  # killed, not yet reaped by its parent
-    return True
 
 
 def _owner(fd: int) -> tuple[int, str] | None:

@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from segcolor.errors import SegcolorError
 from segcolor.io.atomic import atomic_write
+from segcolor.io.process import is_running
 from segcolor.pipeline import Pipeline, to_uint8
 from segcolor.video.encode import ChunkWriter, OutputSpec, assemble, plan_output
 from segcolor.video.io import VideoInfo, VideoReader
@@ -90,16 +91,6 @@ def _lock_owner(path: Path) -> int | None:
         return None
 
 
-def _is_running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by someone else
-    return True
-
-
 class WorkDir:
     """Finished chunks, saved stabilizer states and the run's manifest."""
 
@@ -144,7 +135,7 @@ class WorkDir:
                 fd = os.open(self.lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
             except FileExistsError:
                 owner = _lock_owner(self.lock_path)
-                if owner is not None and owner != os.getpid() and _is_running(owner):
+                if owner is not None and owner != os.getpid() and is_running(owner):
                     raise SegcolorError(
                         f"another segcolor video (pid {owner}) is writing this output; wait for "
                         "it to finish or stop it",
