@@ -13,8 +13,11 @@ Rows (each a pipeline + the general model trained on the same data, steps and in
    experts with places as one expert.
 5. ``+own-pixel-l2``: stage 3 fine-tunes every expert and the general model with plain L2, each
    expert for about as many optimizer steps as the general model (387; weights at git ``--l2``).
-6. ``+longer-stage-3``: the shipped recipe (configs/routed as committed): the same with twice the
-   stage-3 steps (774) for every model, i.e. segcolor/weights today.
+6. ``+longer-stage-3``: the same with twice the stage-3 steps (774) for every model (weights at
+   git ``--stage3``).
+7. ``+longer-variants``: the shipped recipe (configs/routed as committed): the same with three
+   epochs instead of one for each places profile variant (120-880 steps), i.e.
+   segcolor/weights today.
 
     python bench/ablation.py train        # trains rows 2 and 3 (resumable; row 4 is the shipped
                                           # recipe: see configs/routed/general.yaml)
@@ -48,6 +51,7 @@ from segcolor.cli import main as segcolor  # noqa: E402
 BEFORE = "4ec42cb"  # the last commit before routed training
 LONGER = "33844b9"  # the last commit shipping the rebalanced stage 3 (row +longer)
 L2 = "ebdbea0"  # the commit shipping the 387-step L2 stage 3 (row +own-pixel-l2)
+STAGE3 = "273cc9a"  # the commit shipping the 774-step stage 3 (row +longer-stage-3)
 ROUTED = REPO / "configs" / "routed"
 STAGES = ("general", "general_ft", "general_ft2", "people", "birds", "animals", "places")
 SHORT = {"stage1": 1, "stage2": 1}
@@ -122,6 +126,8 @@ def row_models(row: str, args: argparse.Namespace) -> tuple[Path, Path]:
     if row == "+own-pixel-l2":
         return before_weights(args.l2, row)
     if row == "+longer-stage-3":
+        return before_weights(args.stage3, row)
+    if row == "+longer-variants":
         weights = REPO / "segcolor" / "weights"
         return weights / "pipeline.yaml", weights / "general.safetensors"
     if row == "+longer":
@@ -223,11 +229,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--rows",
         default="shipped-v0.1,+routed,+features,+longer,+longer-no-profiles,+own-pixel-l2,"
-        "+longer-stage-3",
+        "+longer-stage-3,+longer-variants",
     )
     ap.add_argument("--before", default=BEFORE, help="git commit of the shipped-v0.1 weights")
     ap.add_argument("--longer", default=LONGER, help="git commit of the +longer weights")
     ap.add_argument("--l2", default=L2, help="git commit of the +own-pixel-l2 weights")
+    ap.add_argument("--stage3", default=STAGE3, help="git commit of the +longer-stage-3 weights")
     ap.add_argument("--per-category", type=int, default=50, help="held-out photos per folder")
     ap.add_argument("--threads", type=int, help="CPU threads for inference")
     args = ap.parse_args(argv)

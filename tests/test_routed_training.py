@@ -15,6 +15,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from segcolor.cli import main as cli
+from segcolor.errors import ConfigError, SegcolorError
 from segcolor.experts import create_expert, load_expert, save_expert
 from segcolor.pipeline import Pipeline
 from segcolor.router.features import crop_features, features_on_grid, sample_features
@@ -22,6 +23,7 @@ from segcolor.router.segmenters import register_segmenter
 from segcolor.train import cache as cache_module
 from segcolor.train import engine
 from segcolor.train.cache import RoutedPhotos, build_cache, routed_split
+from segcolor.train.config import load_config
 from segcolor.train.engine import load_checkpoint
 from segcolor.train.losses import PixelLoss, RareColorLoss
 
@@ -313,3 +315,77 @@ def test_prior_all_gives_an_expert_the_general_models_color_weights(
     bad = tmp_path / "plain.yaml"
     bad.write_text("data: {root: x}\nloss: {prior: all}\n")
     assert cli(["train", str(bad)]) == 2
+
+
+def test_profile_variants_can_train_on_the_photos_own_colors(pipeline_yaml, tmp_path):
+    """``profile_from: colors``: a variant's photos are those whose routed pixels have its
+    palette (read from the color photo), not the classifier's guess from the grayscale."""
+    from segcolor.color.dcd import dominant_colors
+    from segcolor.profiles.store import Profile, ProfileSet
+    from segcolor.train.cache import color_profiles
+
+    green, blue = (40, 160, 50), (40, 70, 190)
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(8):  # the fake router: a person on the left half, a dog on the right
+        left, right = (green, blue) if i % 2 == 0 else (blue, green)
+        image = np.zeros((24, 32, 3), dtype=np.uint8)
+        image[:, :16], image[:, 16:] = left, right
+        Image.fromarray(image).save(folder / f"p{i}.png")
+    flat = {c: dominant_colors(np.full((8, 8, 3), c, dtype=np.uint8)) for c in (green, blue)}
+    profiles = ProfileSet(
+        [Profile("blue", flat[blue], []), Profile("green", flat[green], [])], "photos"
+    ).save(tmp_path / "profiles.yaml")
+    cache = build_cache([folder], pipeline_yaml, size=16, cache_root=tmp_path / "c")
+
+    people = color_profiles(cache, profiles, "people")
+    assert people.tolist() == [1, 0] * 4  # the left half's color: green, blue, green, ...
+    assert color_profiles(cache, profiles, "animals").tolist() == [0, 1] * 4  # right half
+    assert len(list(cache.root.glob("color_profiles-*.npy"))) == 2  # kept, keyed by category
+
+    split = routed_split(
+        cache, 0.0, "people", "green", profile_from="colors", profiles_file=profiles
+    )
+    assert sorted(split.train) == [0, 2, 4, 6]
+    sample = RoutedPhotos(split, split.train, crop=16, train=False, context_weight=0.0)[0]
+    assert sample["weight"][0, :, :4].mean() > 0.9  # its person pixels count fully
+    with pytest.raises(SegcolorError, match="not one of"):
+        routed_split(cache, 0.0, "people", "red", profile_from="colors", profiles_file=profiles)
+
+
+def test_profile_from_colors_needs_a_profiles_file(photo_folders, pipeline_yaml, tmp_path):
+    path = routed_config(tmp_path, photo_folders, pipeline_yaml)
+    cfg = yaml.safe_load(path.read_text())
+    cfg["data"]["routing"].update(category="people", profile="green", profile_from="colors")
+    path.write_text(yaml.safe_dump(cfg))
+    with pytest.raises(ConfigError, match="needs data.routing.profiles"):
+        load_config(path)
+    cfg["data"]["routing"]["profile_from"] = "guess"
+    path.write_text(yaml.safe_dump(cfg))
+    with pytest.raises(ConfigError, match="classifier or colors"):
+        load_config(path)
+
+
+def test_scale_jitter_resizes_windows_of_the_cached_square(photo_folders, pipeline_yaml, tmp_path):
+    import torch.nn.functional as F
+
+    cache = build_cache(photo_folders, pipeline_yaml, size=16, cache_root=tmp_path / "c")
+    split = routed_split(cache, 0.3, "people")
+    jitter = RoutedPhotos(split, split.train, crop=8, train=True, seed=1, crop_scale=(0.5, 1.0))
+    assert jitter.windows == [8, 16]
+    samples = [jitter[(epoch, 0)] for epoch in range(12)]
+    for a in samples:
+        assert a["rgb"].shape == (3, 8, 8) and a["features"].shape == (FEATURES, 1, 1)
+        assert a["rgb"].min() >= 0.0 and a["rgb"].max() <= 1.0
+        assert a["weight"].shape == (1, 8, 8)
+    assert all(torch.equal(jitter[(5, 0)][k], samples[5][k]) for k in samples[5])
+    # the whole square, resized: the photo's every pixel squeezed into the crop
+    whole = RoutedPhotos(split, split.train, crop=8, train=True, seed=1, crop_scale=(1.0, 1.0))
+    image = torch.from_numpy(np.array(cache.array("images")[split.train[0]]))
+    image = image.permute(2, 0, 1).float()[None] / 255
+    small = F.interpolate(image, size=(8, 8), mode="bilinear", antialias=True)[0]
+    got = whole[(0, 0)]["rgb"]
+    assert torch.allclose(got, small, atol=1e-6) or torch.allclose(got, small.flip(-1), atol=1e-6)
+    # without crop_scale the stream of crops is the one it always was
+    plain = RoutedPhotos(split, split.train, crop=8, train=True, seed=1)
+    assert plain.windows == [8]

@@ -10,10 +10,13 @@ the photo at the pipeline's working resolution):
   (N,F,S/8,S/8) float16, the same ones the pipeline hands the experts at inference;
 - ``profiles``: P(profile | photo) from the profiled category's classifier (N,P) float32.
 
-The cache is keyed by a sha256 of the pipeline config, the size and the file list with each
-file's size and modification time, so a changed folder or router rebuilds it. Building is
-resumable (progress is saved every few hundred photos, arrays are flushed first) and shows a
-progress bar; an unreadable photo is marked and skipped, not fatal.
+Beside it, ``color_profiles-*.npy`` files (``color_profiles``) hold each photo's profile read
+from its own colors, for profile variants trained on the palettes they stand for.
+
+The cache is keyed by a sha256 of the router's settings, the size and the file list with each
+file's bytes, so a changed photo, folder or router rebuilds it and a copied folder does not.
+Building is resumable (progress is saved every few hundred photos, arrays are flushed first) and
+shows a progress bar; an unreadable photo is marked and skipped, not fatal.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from tqdm import tqdm
 from segcolor.errors import BadImageError, SegcolorError
 from segcolor.io.atomic import atomic_write
 from segcolor.io.images import find_images, load_image
+from segcolor.profiles.store import load_profiles
 from segcolor.router.features import FEATURE_STRIDE, sample_features
 
 log = logging.getLogger(__name__)
@@ -323,6 +327,7 @@ class RoutedSplit:
     val: list[int]
     category: str | None  # None: every pixel counts fully (a general model)
     profile: str | None = None
+    profile_weight: np.ndarray | None = None  # (N,) a profile variant's weight of each photo
 
     @property
     def root(self) -> Path:
@@ -349,12 +354,19 @@ def routed_split(
     profile: str | None = None,
     min_weight: float = 0.02,
     max_images: int | None = None,
+    profile_from: str = "classifier",
+    profiles_file: Path | None = None,
 ) -> RoutedSplit:
     """Photos in which the router gives ``category`` (and, for a profile variant, its profile)
-    at least ``min_weight`` of the pixels on average, split by file name like plain folders."""
+    at least ``min_weight`` of the pixels on average, split by file name like plain folders.
+
+    A variant's photos are weighted by P(profile | grayscale) from the cache's classifier
+    (``profile_from="classifier"``: as it will be routed) or by whether the photo's own colors
+    belong to the profile (``"colors"``, with ``profiles_file``: what the variant stands for)."""
     from segcolor.train.data import is_held_out
 
     share = np.ones(len(cache), dtype=np.float32)
+    weight = None
     if category is not None:
         if category not in cache.categories:
             raise SegcolorError(
@@ -364,7 +376,13 @@ def routed_split(
             )
         share = cache.mean_weights()[:, cache.categories.index(category)]
         if profile is not None:
-            share = share * profile_probability(cache, profile)
+            if profile_from == "colors":
+                if profiles_file is None:
+                    raise SegcolorError("profile_from 'colors' needs a profiles file", cache.root)
+                weight = profile_membership(cache, profiles_file, category, profile)
+            else:
+                weight = profile_probability(cache, profile)
+            share = share * weight
     keep = np.flatnonzero(cache.ok & (share >= min_weight))
     if max_images is not None:
         keep = keep[:max_images]
@@ -373,7 +391,7 @@ def routed_split(
         (val if is_held_out(Path(cache.files[i]), val_fraction) else train).append(i)
     if not train:
         raise SegcolorError(f"no training photos give {category!r} any pixels", cache.root)
-    return RoutedSplit(cache, train, val, category, profile)
+    return RoutedSplit(cache, train, val, category, profile, weight)
 
 
 def profile_probability(cache: TrainingCache, profile: str) -> np.ndarray:
@@ -383,6 +401,66 @@ def profile_probability(cache: TrainingCache, profile: str) -> np.ndarray:
             cache.root,
         )
     return np.asarray(cache.array("profiles")[:, cache.profiles.index(profile)], np.float32)
+
+
+def profile_membership(
+    cache: TrainingCache, profiles_file: Path, category: str, profile: str
+) -> np.ndarray:
+    """(N,) float32: 1 for the photos whose own colors belong to ``profile``, else 0."""
+    profiles = load_profiles(profiles_file)
+    names = profiles.names
+    if profile not in names:
+        raise SegcolorError(f"profile {profile!r} is not one of {', '.join(names)}", profiles_file)
+    labels = color_profiles(cache, profiles_file, category)
+    return (labels == names.index(profile)).astype(np.float32)
+
+
+def color_profiles(
+    cache: TrainingCache, profiles_file: Path, category: str, batch: int = 64
+) -> np.ndarray:
+    """(N,) int64: each cached photo's profile (an index into ``profiles_file``'s profiles)
+    read from its colors: the Dominant Color Descriptor of the pixels the router gives
+    ``category``, assigned to the nearest profile centroid as `segcolor profiles fit` assigns
+    held-out photos; -1 for unreadable photos.
+
+    Why not P(profile | grayscale) from the classifier: it is right about 3 times in 5, so a
+    variant trained on its guesses learns a blur of every palette, i.e. the variant's parent.
+    The variant should learn the palette it stands for; the classifier still mixes the
+    variants at inference. Computed once (about a minute per 10k photos) and kept beside the
+    cache, keyed by the profiles file's bytes and the category."""
+    from segcolor.color.dcd import dominant_colors_many
+    from segcolor.profiles.embedding import embed
+    from segcolor.profiles.kmeans import assign
+
+    profiles = load_profiles(profiles_file)
+    key = hashlib.sha256(Path(profiles_file).read_bytes() + category.encode()).hexdigest()[:16]
+    path = cache.root / f"color_profiles-{key}.npy"
+    if path.is_file():
+        return np.load(path)
+    if category not in cache.categories:
+        raise SegcolorError(f"category {category!r} is not routed by the cache", cache.root)
+    k = cache.categories.index(category)
+    settings = profiles.settings.get("descriptor", {})
+    sigma = float(profiles.settings.get("embedding", {}).get("sigma", 16.0))
+    centers = embed([p.centroid for p in profiles.profiles], sigma)
+    images, weights, ok = cache.array("images"), cache.array("weights"), cache.ok
+    labels = np.full(len(cache), -1, dtype=np.int64)
+    rows = np.flatnonzero(ok)
+    for start in tqdm(range(0, len(rows), batch), desc="color profiles", unit="batch"):
+        chunk = rows[start : start + batch]
+        masks = torch.from_numpy(np.array(weights[chunk, k])).float()[:, None] / 255
+        masks = F.interpolate(masks, size=(cache.size, cache.size), mode="bilinear")[:, 0]
+        descriptors = dominant_colors_many(
+            [np.array(images[i]) for i in chunk],
+            list(masks.numpy()),
+            td=float(settings.get("td", 16.0)),
+            max_colors=int(settings.get("max_colors", 8)),
+            max_side=int(settings.get("max_side", 64)),
+        )
+        labels[chunk] = assign(embed(descriptors, sigma), centers)
+    with atomic_write(path) as tmp, tmp.open("wb") as f:
+        np.save(f, labels)
+    return labels
 
 
 class RoutedPhotos(Dataset):
@@ -401,6 +479,7 @@ class RoutedPhotos(Dataset):
         context_weight: float = 0.1,
         feature_dropout: float = 0.0,
         features: bool = True,
+        crop_scale: Sequence[float] | None = None,
     ) -> None:
         self.split = split
         self.indices = list(indices)
@@ -410,9 +489,10 @@ class RoutedPhotos(Dataset):
         self.context_weight = context_weight
         self.feature_dropout = feature_dropout
         self.features = features
+        self.windows = _windows(split.cache.size, self.crop, crop_scale)
         cache = split.cache
         self._k = None if split.category is None else cache.categories.index(split.category)
-        self._p = None if split.profile is None else profile_probability(cache, split.profile)
+        self._p = split.profile_weight
         self._arrays: dict[str, np.ndarray] = {}
 
     def _array(self, name: str) -> np.ndarray:
@@ -430,18 +510,26 @@ class RoutedPhotos(Dataset):
         rgb = torch.from_numpy(np.array(self._array("images")[i])).permute(2, 0, 1).float() / 255
         weight = self._weight(i, size)
         feats = torch.from_numpy(np.array(self._array("features")[i])).float()
-        flip, drop = False, False
+        flip, drop, window = False, False, crop
         top = left = (size - crop) // 2 // FEATURE_STRIDE * FEATURE_STRIDE
         if self.train:
             rng = np.random.default_rng((self.seed, epoch, index))
-            cells = (size - crop) // FEATURE_STRIDE
+            window = self.windows[0]
+            if len(self.windows) > 1:  # drawn only then, so plain crops keep their streams
+                window = int(rng.choice(self.windows))
+            cells = (size - window) // FEATURE_STRIDE
             top, left = (int(v) * FEATURE_STRIDE for v in rng.integers(0, cells + 1, size=2))
             flip = bool(rng.random() < 0.5)
             drop = bool(rng.random() < self.feature_dropout)
         s = FEATURE_STRIDE
-        rgb = rgb[:, top : top + crop, left : left + crop]
-        weight = weight[:, top : top + crop, left : left + crop]
-        feats = feats[:, top // s : (top + crop) // s, left // s : (left + crop) // s]
+        rgb = rgb[:, top : top + window, left : left + window]
+        weight = weight[:, top : top + window, left : left + window]
+        feats = feats[:, top // s : (top + window) // s, left // s : (left + window) // s]
+        if window != crop:  # a larger or smaller window resized to the crop: scale jitter
+            rgb = F.interpolate(rgb[None], size=(crop, crop), mode="bilinear", antialias=True)[0]
+            rgb = rgb.clamp(0.0, 1.0)
+            weight = F.interpolate(weight[None], size=(crop, crop), mode="bilinear")[0]
+            feats = F.interpolate(feats[None], size=(crop // s, crop // s), mode="bilinear")[0]
         if flip:
             rgb, weight, feats = rgb.flip(-1), weight.flip(-1), feats.flip(-1)
         if drop or not self.features:
@@ -459,6 +547,16 @@ class RoutedPhotos(Dataset):
             small = small * float(self._p[i])
         full = F.interpolate(small[None, None], size=(size, size), mode="bilinear")[0]
         return self.context_weight + (1.0 - self.context_weight) * full
+
+
+def _windows(size: int, crop: int, crop_scale: Sequence[float] | None) -> list[int]:
+    """Window sides (multiples of the feature stride) a training crop is cut at before being
+    resized to ``crop``: ``crop_scale`` (low, high) as fractions of the cached square."""
+    if crop_scale is None:
+        return [crop]
+    low, high = crop_scale
+    sides = range(FEATURE_STRIDE, size + 1, FEATURE_STRIDE)
+    return [w for w in sides if low * size - 1e-6 <= w <= high * size + 1e-6] or [crop]
 
 
 def cached_ab_prior(split: RoutedSplit, images: int) -> torch.Tensor:

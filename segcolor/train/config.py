@@ -65,10 +65,15 @@ DEFAULTS: dict[str, Any] = {
 ROUTING_DEFAULTS: dict[str, Any] = {
     "pipeline": None,  # the pipeline YAML whose router labels the photos (default: shipped)
     "category": None,  # whose weights; default: the config's category; "all": every pixel 1
-    "profile": None,  # a profile variant: weights also times P(profile | photo)
+    "profile": None,  # a profile variant: weights also times its profile's weight of the photo
+    "profile_from": "classifier",  # classifier: P(profile | grayscale), as routed at inference
+    # colors: 1 if the photo's own colors (DCD of the category's pixels) belong to the profile
+    "profiles": None,  # profile_from colors: the profiles file (configs/profiles/places.yaml)
     "context_weight": 0.1,  # loss weight of the pixels routed elsewhere (context still seen)
     "min_weight": 0.02,  # photos giving the category less (mean weight) are not used
     "feature_dropout": 0.1,  # share of samples trained without features (no-router fallback)
+    "crop_scale": None,  # [low, high]: crops cut from windows of that share of the cached
+    # square's side (multiples of 8 px) and resized to data.size: scale jitter; None: plain
     "cache_size": 112,  # the cache's square photos; data.size crops them
     "cache_dir": None,  # default $SEGCOLOR_CACHE_DIR, else ~/.cache/segcolor/train
 }
@@ -266,6 +271,28 @@ def _check_routing(cfg: dict[str, Any], path: Path) -> None:
     _number(cfg, "data.routing.cache_size", int, path, 16, 1024)
     if data["routing"]["cache_size"] % 8:
         raise ConfigError("data.routing.cache_size must be a multiple of 8", path)
+    scale = data["routing"]["crop_scale"]
+    if scale is not None and not (
+        isinstance(scale, list | tuple)
+        and len(scale) == 2
+        and all(isinstance(v, int | float) for v in scale)
+        and 0.0 < scale[0] <= scale[1] <= 1.0
+    ):
+        raise ConfigError(
+            f"data.routing.crop_scale must be [low, high] with 0 < low <= high <= 1, not {scale!r}",
+            path,
+        )
+    source = data["routing"]["profile_from"]
+    if source not in ("classifier", "colors"):
+        raise ConfigError(
+            f"data.routing.profile_from must be classifier or colors, not {source!r}", path
+        )
+    if source == "colors" and data["routing"]["profile"] and not data["routing"]["profiles"]:
+        raise ConfigError(
+            "data.routing.profile_from colors needs data.routing.profiles: the profiles file "
+            "(e.g. configs/profiles/places.yaml, written by `segcolor profiles fit`)",
+            path,
+        )
 
 
 def _check_profile_keys(cfg: dict[str, Any], path: Path) -> None:

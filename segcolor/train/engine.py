@@ -460,7 +460,8 @@ def make_loaders(
         options = {"context_weight": routing["context_weight"], "features": features}
         train_set: Dataset = RoutedPhotos(
             split, split.train, size, True, seed,
-            feature_dropout=routing["feature_dropout"], **options,
+            feature_dropout=routing["feature_dropout"], crop_scale=routing["crop_scale"],
+            **options,
         )  # fmt: skip
         val_set: Dataset = RoutedPhotos(split, split.val, split.cache.size, False, **options)
     else:
@@ -510,6 +511,11 @@ def routed_data_split(cfg: dict[str, Any]) -> RoutedSplit:
     cache_root = Path(routing["cache_dir"]).expanduser() if routing["cache_dir"] else None
     cache = build_cache(folders, pipeline, routing["cache_size"], cache_root)
     category = None if routing["category"] == "all" else routing["category"]
+    profiles_file = None
+    if routing["profile"] and routing["profile_from"] == "colors":
+        from segcolor.profiles.data import resolve_profiles_file
+
+        profiles_file = resolve_profiles_file(routing["profiles"])
     return routed_split(
         cache,
         data["val_fraction"],
@@ -517,6 +523,8 @@ def routed_data_split(cfg: dict[str, Any]) -> RoutedSplit:
         routing["profile"],
         routing["min_weight"],
         data["max_images"],
+        routing["profile_from"],
+        profiles_file,
     )
 
 
