@@ -423,10 +423,11 @@ def color_profiles(
     ``category``, assigned to the nearest profile centroid as `segcolor profiles fit` assigns
     held-out photos; -1 for unreadable photos.
 
-    Why not P(profile | grayscale) from the classifier: it is right about 3 times in 5, so a
-    variant trained on its guesses learns a blur of every palette, i.e. the variant's parent.
-    The variant should learn the palette it stands for; the classifier still mixes the
-    variants at inference. Computed once (about a minute per 10k photos) and kept beside the
+    Why both: a variant weighted by P(profile | grayscale) learns the photos the classifier
+    will send it (the shipped variants); one trained on its photos' own colors learns the
+    palette it stands for, which pays off only with a classifier that names the palette
+    reliably (the shipped one, right for under half of the routed photos, makes such variants
+    cost 0.5 dB: README). Computed once (about a minute per 10k photos) and kept beside the
     cache, keyed by the profiles file's bytes and the category."""
     from segcolor.color.dcd import dominant_colors_many
     from segcolor.profiles.embedding import embed
