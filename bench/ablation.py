@@ -35,6 +35,7 @@ import argparse
 import csv
 import math
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -92,7 +93,7 @@ def write_pipeline(row: str) -> tuple[Path, Path]:
     head = text.split("categories:")[0]
     tail = "fallback:" + text.split("fallback:", 1)[1]
     experts = "".join(
-        f"  {name}:\n    classes: [{classes}]\n    expert: {runs / name / 'expert.safetensors'}\n"
+        f"  {name}:\n    classes: [{classes}]\n    expert: {name}/expert.safetensors\n"
         for name, classes in (
             ("people", "person"),
             ("birds", "bird"),
@@ -137,12 +138,12 @@ def row_models(row: str, args: argparse.Namespace) -> tuple[Path, Path]:
         text = (weights / "pipeline.yaml").read_text()
         head, rest = text.split("  places:\n", 1)
         tail = rest[rest.index("\nfallback:") :]
-        places = (
-            f"  places:\n    classes: [background]\n    expert: {weights / 'places.safetensors'}\n"
-        )
-        head = head.replace("expert: ", f"expert: {weights}/")
         path = REPO / "out" / "ablation" / "no-profiles-pipeline.yaml"
         path.parent.mkdir(parents=True, exist_ok=True)
+        # paths relative to the YAML's folder, as a pipeline reads them: no machine paths
+        folder = os.path.relpath(weights, path.parent)
+        head = re.sub(r"^(\s+expert: )", rf"\g<1>{folder}/", head, flags=re.M)
+        places = f"  places:\n    classes: [background]\n    expert: {folder}/places.safetensors\n"
         path.write_text(head + places + tail)
         return path, weights / "general.safetensors"
     return write_pipeline(row)

@@ -13,6 +13,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from segcolor.commands import add_pipeline_arguments, check_working_size
 from segcolor.errors import SegcolorError
 from segcolor.paths import SHARED_ENV, portable_path
 
@@ -31,11 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-o", "--output", required=True, metavar="DIR", help="folder for the results (created)"
     )
-    parser.add_argument(
-        "--pipeline",
-        metavar="YAML",
-        help="routed pipeline YAML (e.g. configs/pipeline.yaml); default: the shipped experts",
-    )
+    add_pipeline_arguments(parser)  # --pipeline, --device, --working-size
     parser.add_argument(
         "--general",
         metavar="CKPT",
@@ -73,13 +70,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAMES",
         help="comma-separated file names or stems for the contact sheet instead of the first N",
     )
-    parser.add_argument("--device", default="auto", help="cuda, mps, cpu or auto (default)")
-    parser.add_argument(
-        "--working-size",
-        type=int,
-        metavar="PX",
-        help="short side at which color is predicted (default: the pipeline YAML's)",
-    )
     parser.add_argument(
         "--threads",
         type=int,
@@ -97,8 +87,7 @@ def _check(args: argparse.Namespace) -> None:
         raise SegcolorError(f"--limit must be at least 1, got {args.limit}")
     if args.sheet < 0:
         raise SegcolorError(f"--sheet must be 0 or more, got {args.sheet}")
-    if args.working_size is not None and args.working_size < 16:
-        raise SegcolorError(f"--working-size must be at least 16, got {args.working_size}")
+    check_working_size(args)
     if args.threads is not None and args.threads < 1:
         raise SegcolorError(f"--threads must be at least 1, got {args.threads}")
     out = Path(args.output)
