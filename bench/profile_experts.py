@@ -122,6 +122,11 @@ def main(argv: list[str] | None = None) -> int:
         sets[label] = {n: pipeline(p) for n, p in paths.items()}
     classifier = load_classifier(args.classifier, args.device)
     assert classifier.profiles == names, (classifier.profiles, names)
+    reads_features = getattr(classifier, "inputs", "lightness") == "features"
+    segmenter = Pipeline.default(args.device, size, require_router=True) if reads_features else None
+
+    def feature_source(lab):
+        return segmenter.semantics(lab)[1]
 
     mixes = [f"classifier mix (P ≥ {t:g})" for t in args.min_probability]
     kinds = (*mixes, "classifier top-1", "true profile (oracle)", "mean of variants")
@@ -136,7 +141,10 @@ def main(argv: list[str] | None = None) -> int:
         truth = GroundTruth.from_rgb(to_uint8(rgb))
         truth_cf.append(colorfulness(truth.rgb))
         lab = next(iter(singles.values())).lab(rgb)  # only L is used
-        probs = predict_proba(classifier, lab.l_small)[0].cpu().tolist()
+        # a features classifier pools the segmenter's over the whole photo (places photos: all
+        # places pixels); a lightness classifier reads L
+        features = feature_source(lab) if reads_features else None
+        probs = predict_proba(classifier, lab.l_small, features)[0].cpu().tolist()
         probabilities = dict(zip(names, probs, strict=True))
         weights = [mix_weights(probabilities, names, t) for t in args.min_probability]
         top = names[int(np.argmax(probs))]

@@ -325,9 +325,9 @@ class Pipeline:
         if self.router is None:
             raise SegcolorError("this pipeline has a single expert and no router")
         gray = self.gray_rgb(lab)
-        routing = self.router.route_probs(probs, size=lab.size, gray=gray, edits=edits)
-        routing.features = features
-        return routing
+        return self.router.route_probs(
+            probs, size=lab.size, gray=gray, edits=edits, features=features
+        )
 
     def _check_edits(self, edits: RoutingEdits | None) -> None:
         if edits is not None and self.router is None:

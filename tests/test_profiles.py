@@ -473,6 +473,28 @@ def test_init_starts_from_another_experts_weights(photos: Path, tmp_path: Path) 
         engine.main(wrong, {"out": str(tmp_path / "wrong")})
 
 
+def test_init_puts_a_new_head_on_another_experts_trunk(tmp_path: Path) -> None:
+    """A regression expert's trunk and decoder under a 313-bin classification head: all but
+    the output layer is copied; a different decoder is still an error."""
+    from segcolor.train.distributed import DistInfo
+
+    tiny = {"depth": 2, "decoder_channels": [8, 4]}
+    torch.manual_seed(5)
+    start = create_expert(**tiny)
+    save_expert(start, tmp_path / "start.safetensors")
+    torch.manual_seed(6)
+    target = create_expert(**tiny, head="classification")
+    head = target.state_dict()["net.segmentation_head.0.weight"].clone()
+    info = DistInfo()
+    engine.init_from(target, str(tmp_path / "start.safetensors"), "resnet18_unet", tiny, info)
+    after, before = target.state_dict(), start.state_dict()
+    assert torch.equal(after["net.encoder.conv1.weight"], before["net.encoder.conv1.weight"])
+    assert torch.equal(after["net.segmentation_head.0.weight"], head)  # 313 outputs, kept
+    other = create_expert(depth=2, decoder_channels=[16, 4], head="classification")
+    with pytest.raises(ConfigError, match="model.init"):
+        engine.init_from(other, str(tmp_path / "start.safetensors"), "resnet18_unet", tiny, info)
+
+
 def test_classifier_trunk_from_a_colorization_expert(tmp_path: Path) -> None:
     torch.manual_seed(6)
     expert = create_expert()  # the default arch: stem + layer1 + layer2

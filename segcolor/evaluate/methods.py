@@ -20,6 +20,7 @@ from segcolor.color.lab import normalize_l
 from segcolor.errors import SegcolorError
 from segcolor.merge import composite, feather_sigma, full_patches
 from segcolor.pipeline import LabImage, Pipeline
+from segcolor.router.routing import Routing
 
 from .datasets import IGNORE, REGIONS
 
@@ -92,7 +93,7 @@ class Methods:
 
         def expert(name: str) -> torch.Tensor:
             if name not in cache:
-                mix = self._mix(name, lab)
+                mix = self._mix(name, lab, routing)
                 cache[name] = self.pipeline.run_expert(name, l_norm, mix, features)
             return cache[name]
 
@@ -113,11 +114,16 @@ class Methods:
                 out[method] = self.oracle(lab, mask, expert)
         return out
 
-    def _mix(self, name: str, lab: LabImage) -> list[float] | None:
+    def _mix(self, name: str, lab: LabImage, routing: Routing | None) -> list[float] | None:
         """A profiled expert's variants mixed by its classifier, as the pipeline mixes them
         (so ``expert:places`` and the oracle color like the merge would); None otherwise."""
         gate = self.pipeline.router.gates.get(name) if self.pipeline.router else None
-        return gate.choose(lab.l_small.float()).mix() if gate is not None else None
+        if gate is None:
+            return None
+        if routing is not None and name in routing.profiles:
+            return routing.profiles[name].mix()
+        features = routing.features if routing is not None else None
+        return gate.choose(lab.l_small.float(), features).mix()
 
     def oracle_weights(self, mask: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
         """(E,h,w) weights from the mask: each category's pixels to its expert, ignored ones to

@@ -130,15 +130,32 @@ class ProfileGate:
         assert spec.classifier is not None
         return cls(spec.name, load_classifier(spec.classifier), spec.variants, spec.min_probability)
 
+    @property
+    def reads_features(self) -> bool:
+        """Whether the classifier reads the segmenter's features (else the photo's lightness)."""
+        return getattr(self.classifier, "inputs", "lightness") == "features"
+
     @torch.inference_mode()
-    def choose(self, lightness: torch.Tensor) -> ProfileChoice:
-        """L (1,1,h,w) in [0, 100] of the whole photo -> the mix of variants."""
+    def choose(
+        self,
+        lightness: torch.Tensor,
+        features: torch.Tensor | None = None,
+        weight: torch.Tensor | None = None,
+    ) -> ProfileChoice:
+        """The mix of variants for a photo: its L (1,1,h,w) in [0, 100], or for a classifier
+        that reads them, the segmenter's features (1,F,gh,gw) and the category's routing
+        weight (1,1,h,w) to pool them over (None: the whole photo)."""
         from segcolor.profiles.classifier import predict_proba
 
         if next(self.classifier.parameters()).device != lightness.device:
             self.classifier.to(lightness.device)  # follow the pipeline's device
-        probs = predict_proba(self.classifier, lightness)[0].float().cpu().tolist()
-        return self.mix(dict(zip(self.profiles, probs, strict=True)))
+        if self.reads_features and features is None:
+            raise ValueError(
+                f"the {self.expert} profile classifier reads the segmenter's features, and "
+                "this segmenter gives none"
+            )
+        probs = predict_proba(self.classifier, lightness, features, weight)
+        return self.mix(dict(zip(self.profiles, probs[0].float().cpu().tolist(), strict=True)))
 
     def mix(self, probabilities: Mapping[str, float]) -> ProfileChoice:
         """The mix of variants for given P(profile) (e.g. averaged over a video's frames)."""
@@ -350,9 +367,7 @@ class Router:
             probs = self.segmenter.predict_proba(rgb, tta=self.options.tta)
             return self.route_probs(probs, size, gray=rgb, edits=edits)
         probs, features = self.segmenter.predict_proba_features(rgb, tta=self.options.tta)
-        routing = self.route_probs(probs, size, gray=rgb, edits=edits)
-        routing.features = features
-        return routing
+        return self.route_probs(probs, size, gray=rgb, edits=edits, features=features)
 
     @torch.inference_mode()
     def route_probs(
@@ -361,13 +376,16 @@ class Router:
         size: tuple[int, int] | None = None,
         gray: torch.Tensor | None = None,
         edits: RoutingEdits | None = None,
+        features: torch.Tensor | None = None,
     ) -> Routing:
         """Class probabilities (1,C,h,w) or (C,h,w) -> routing (``size`` defaults to h, w).
 
         ``gray`` (the photo as gray RGB, (1,3,h,w)) lets profile gates mix their variants;
-        without it a profiled expert's variants are averaged. ``edits`` (a person's
-        corrections, ``segcolor.router.overrides``) change regions' categories after the
-        regions are found and before the weights are spread, so the merge follows them.
+        without it a profiled expert's variants are averaged. ``features`` (the segmenter's,
+        (1,F,gh,gw)) travel with the routing to the experts, and to profile gates that read
+        them. ``edits`` (a person's corrections, ``segcolor.router.overrides``) change
+        regions' categories after the regions are found and before the weights are spread, so
+        the merge follows them.
         """
         if edits is not None:
             self.check_edits(edits)
@@ -400,6 +418,7 @@ class Router:
         routing = self._routing(probs, raw, weights, labels, present, size)
         routing.edits = edits
         routing.base_boxes_small = None if base_boxes is None else dict(base_boxes)
+        routing.features = features
         if gray is not None and self.gates:
             self.choose_profiles(routing, gray)
         if edits is not None and edits.profiles:
@@ -413,7 +432,13 @@ class Router:
             return
         lightness = rgb_to_lab(gray.float())[:, :1]
         for expert in gated:
-            routing.profiles[expert] = self.gates[expert].choose(lightness)
+            gate = self.gates[expert]
+            if gate.reads_features:  # pooled over the pixels this category colors
+                weight = routing.category_weights_small[self.categories.index(expert)]
+                choice = gate.choose(lightness, routing.features, weight[None, None])
+            else:
+                choice = gate.choose(lightness)
+            routing.profiles[expert] = choice
 
     def pin_profiles(self, routing: Routing, pins: Mapping[str, str]) -> None:
         """Run only the pinned variant of each pinned expert that runs (in place); P(profile)

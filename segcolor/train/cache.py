@@ -81,9 +81,18 @@ def routing_signature(config: Any) -> str:
         [(c.name, c.classes, bool(c.checkpoints)) for c in config.categories],
     ]
     for spec in config.categories:
-        if spec.classifier is not None:
+        # a lightness classifier's P(profile) is stored in the cache; a features classifier's
+        # is computed from the cached features when a variant trains (``profile_probability``)
+        if spec.classifier is not None and not reads_features(spec.classifier):
             parts.append(hashlib.sha256(Path(spec.classifier).read_bytes()).hexdigest())
     return json.dumps(parts, default=str)
+
+
+def reads_features(classifier: str | Path) -> bool:
+    """Whether a profile classifier checkpoint reads the segmenter's features."""
+    from segcolor.profiles.classifier import FeatureProfileClassifier, read_classifier_card
+
+    return read_classifier_card(classifier).get("arch") == FeatureProfileClassifier.arch
 
 
 def cache_key(files: Sequence[tuple[Path, str]], config: Any, size: int) -> str:
@@ -287,7 +296,8 @@ def build_cache(
                 feats = sample_features(routing.features.float(), (h, w), ys, xs)
                 arrays["features"][i] = feats[0].half().cpu().numpy()
                 if gate is not None:
-                    choice = gate.choose(lab.l_small)
+                    k = router.categories.index(gate.expert)
+                    choice = gate.choose(lab.l_small, routing.features, weights[k][None, None])
                     arrays["profiles"][i] = [choice.probabilities[p] for p in profile_names]
                 ok.append(True)
                 mean_weights.append([round(float(v), 4) for v in weights.mean((1, 2))])
@@ -356,13 +366,15 @@ def routed_split(
     max_images: int | None = None,
     profile_from: str = "classifier",
     profiles_file: Path | None = None,
+    classifier: torch.nn.Module | None = None,
 ) -> RoutedSplit:
     """Photos in which the router gives ``category`` (and, for a profile variant, its profile)
     at least ``min_weight`` of the pixels on average, split by file name like plain folders.
 
-    A variant's photos are weighted by P(profile | grayscale) from the cache's classifier
-    (``profile_from="classifier"``: as it will be routed) or by whether the photo's own colors
-    belong to the profile (``"colors"``, with ``profiles_file``: what the variant stands for)."""
+    A variant's photos are weighted by P(profile | photo) from the pipeline's classifier
+    (``profile_from="classifier"``: as it will be routed; pass ``classifier`` when it reads the
+    segmenter's features) or by whether the photo's own colors belong to the profile
+    (``"colors"``, with ``profiles_file``: what the variant stands for)."""
     from segcolor.train.data import is_held_out
 
     share = np.ones(len(cache), dtype=np.float32)
@@ -381,7 +393,7 @@ def routed_split(
                     raise SegcolorError("profile_from 'colors' needs a profiles file", cache.root)
                 weight = profile_membership(cache, profiles_file, category, profile)
             else:
-                weight = profile_probability(cache, profile)
+                weight = profile_probability(cache, profile, classifier, category)
             share = share * weight
     keep = np.flatnonzero(cache.ok & (share >= min_weight))
     if max_images is not None:
@@ -394,7 +406,28 @@ def routed_split(
     return RoutedSplit(cache, train, val, category, profile, weight)
 
 
-def profile_probability(cache: TrainingCache, profile: str) -> np.ndarray:
+def profile_probability(
+    cache: TrainingCache,
+    profile: str,
+    classifier: torch.nn.Module | None = None,
+    category: str | None = None,
+) -> np.ndarray:
+    """(N,) P(profile | photo) of every cached photo as the router gives it: computed from the
+    cached features by a features ``classifier`` (of ``category``), else the lightness
+    classifier's, stored when the cache was built."""
+    from segcolor.profiles.classifier import FeatureProfileClassifier
+
+    if isinstance(classifier, FeatureProfileClassifier):
+        from segcolor.train.profile_features import cached_profile_probabilities
+
+        if profile not in classifier.profiles:
+            raise SegcolorError(
+                f"profile {profile!r} is not one of the classifier's "
+                f"({', '.join(classifier.profiles)})",
+                cache.root,
+            )
+        probabilities = cached_profile_probabilities(cache, classifier, category or "")
+        return probabilities[:, classifier.profiles.index(profile)].astype(np.float32)
     if profile not in cache.profiles:
         raise SegcolorError(
             f"profile {profile!r} is not one of the cache's ({', '.join(cache.profiles)})",

@@ -66,7 +66,10 @@ ROUTING_DEFAULTS: dict[str, Any] = {
     "pipeline": None,  # the pipeline YAML whose router labels the photos (default: shipped)
     "category": None,  # whose weights; default: the config's category; "all": every pixel 1
     "profile": None,  # a profile variant: weights also times its profile's weight of the photo
-    "profile_from": "classifier",  # classifier: P(profile | grayscale), as routed at inference
+    "profile_from": "classifier",  # classifier: P(profile | photo), as routed at inference
+    # profile_from classifier: a features profile classifier checkpoint to take P(profile) from
+    # (trained by the same recipe, before the variants); default: the pipeline's classifier
+    "classifier": None,
     # colors: 1 if the photo's own colors (DCD of the category's pixels) belong to the profile
     "profiles": None,  # profile_from colors: the profiles file (configs/profiles/places.yaml)
     "context_weight": 0.1,  # loss weight of the pixels routed elsewhere (context still seen)
@@ -191,6 +194,14 @@ def validate(cfg: dict[str, Any], path: str | Path) -> dict[str, Any]:
     if cfg["data"]["root"] is None:
         raise ConfigError("data.root is not set (add it to the config or pass --data DIR)", path)
     _check_routing(cfg, path)
+    if cfg["task"] == "profile_classifier":
+        reads_features = cfg["model"].get("arch") == "profile_features_linear"
+        if reads_features != bool(cfg["data"]["routing"]):
+            raise ConfigError(
+                "model.arch profile_features_linear reads the routed training cache and needs "
+                "data.routing; profile_resnet18 reads photos from data.root without it",
+                path,
+            )
     _number(cfg, "data.val_fraction", float, path, 0.0, 0.9)
     _number(cfg, "data.size", int, path, 16, 4096)
     _number(cfg, "data.saturation_boost", float, path, 0.0, 2.0)
@@ -280,6 +291,12 @@ def _check_routing(cfg: dict[str, Any], path: Path) -> None:
     ):
         raise ConfigError(
             f"data.routing.crop_scale must be [low, high] with 0 < low <= high <= 1, not {scale!r}",
+            path,
+        )
+    classifier = data["routing"]["classifier"]
+    if classifier is not None and not (isinstance(classifier, str) and classifier):
+        raise ConfigError(
+            f"data.routing.classifier must be a profile classifier checkpoint, not {classifier!r}",
             path,
         )
     source = data["routing"]["profile_from"]

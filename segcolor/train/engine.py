@@ -57,6 +57,7 @@ from segcolor.train.cache import (
     RoutedSplit,
     build_cache,
     cached_ab_prior,
+    reads_features,
     routed_split,
 )
 from segcolor.train.config import changed_keys, load_config, validate
@@ -511,11 +512,13 @@ def routed_data_split(cfg: dict[str, Any]) -> RoutedSplit:
     cache_root = Path(routing["cache_dir"]).expanduser() if routing["cache_dir"] else None
     cache = build_cache(folders, pipeline, routing["cache_size"], cache_root)
     category = None if routing["category"] == "all" else routing["category"]
-    profiles_file = None
+    profiles_file = classifier = None
     if routing["profile"] and routing["profile_from"] == "colors":
         from segcolor.profiles.data import resolve_profiles_file
 
         profiles_file = resolve_profiles_file(routing["profiles"])
+    elif routing["profile"]:
+        classifier = features_classifier(pipeline, category, routing["classifier"])
     return routed_split(
         cache,
         data["val_fraction"],
@@ -525,7 +528,30 @@ def routed_data_split(cfg: dict[str, Any]) -> RoutedSplit:
         data["max_images"],
         routing["profile_from"],
         profiles_file,
+        classifier,
     )
+
+
+def features_classifier(
+    pipeline: Path, category: str | None, checkpoint: str | None = None
+) -> torch.nn.Module | None:
+    """The profile classifier a variant is weighted by when it reads the segmenter's features
+    (its P(profile) is then computed from the cache): ``checkpoint``, else the pipeline's of
+    ``category``; None when that one reads lightness (the cache holds its P(profile))."""
+    from segcolor.profiles.classifier import load_classifier
+    from segcolor.router.categories import load_pipeline_config
+
+    if checkpoint is not None:
+        if not reads_features(checkpoint):
+            raise ConfigError(
+                f"data.routing.classifier {checkpoint} reads lightness; only a features "
+                "classifier (profile_features_linear) can be applied to the cache"
+            )
+        return load_classifier(checkpoint)
+    spec = next((c for c in load_pipeline_config(pipeline).categories if c.name == category), None)
+    if spec is None or spec.classifier is None or not reads_features(spec.classifier):
+        return None
+    return load_classifier(spec.classifier)
 
 
 @contextlib.contextmanager
@@ -602,6 +628,26 @@ def color_prior(
     return distributed.broadcast(prior.to(device), info).cpu()
 
 
+def init_from(
+    expert: Expert, path: str, arch: str, arch_cfg: dict[str, Any], info: DistInfo
+) -> None:
+    """Start from another expert's weights. Between heads (a regression expert's trunk and
+    decoder under a new 313-bin classification head, or the reverse) everything but the output
+    layer is copied; any other difference in shapes is an error."""
+    start = load_expert(path)
+    source, own = start.state_dict(), expert.state_dict()
+    differ = [k for k in own if k not in source or source[k].shape != own[k].shape]
+    new_head = start.head != expert.head and all("segmentation_head" in k for k in differ)
+    if differ and not new_head:
+        raise ConfigError(
+            f"model.init {path} is a {start.arch} {start.arch_config}, "
+            f"not this config's {arch} {arch_cfg}"
+        )
+    expert.load_state_dict({k: v for k, v in source.items() if k not in differ}, strict=False)
+    if differ and info.is_main:
+        log.info("model.init: %s's weights under a new %s head", path, expert.head)
+
+
 def fit(
     cfg: dict[str, Any],
     split: Split | RoutedSplit,
@@ -611,6 +657,10 @@ def fit(
 ) -> list[dict[str, Any]]:
     """Build everything from ``cfg`` (and ``state`` when resuming), then run the epochs."""
     if cfg.get("task") == "profile_classifier":
+        if isinstance(split, RoutedSplit):  # reads the cached segmenter features
+            from segcolor.train.profile_features import fit_feature_classifier
+
+            return fit_feature_classifier(cfg, split) if info.is_main else []
         from segcolor.train.profile_classifier import fit_classifier
 
         return fit_classifier(cfg, split, state, info, device)
@@ -622,14 +672,7 @@ def fit(
     arch_cfg = {k: v for k, v in cfg["model"].items() if k not in ("arch", "init")}
     expert = create_expert(cfg["model"]["arch"], **arch_cfg)
     if cfg["model"].get("init") and state is None:  # fine-tune another expert's weights
-        start = load_expert(cfg["model"]["init"])
-        try:
-            expert.load_state_dict(start.state_dict())
-        except RuntimeError:
-            raise ConfigError(
-                f"model.init {cfg['model']['init']} is a {start.arch} {start.arch_config}, "
-                f"not this config's {cfg['model']['arch']} {arch_cfg}"
-            ) from None
+        init_from(expert, cfg["model"]["init"], cfg["model"]["arch"], arch_cfg, info)
     expert = expert.to(device, memory_format=preferred_memory_format(device))
     optimizer = torch.optim.AdamW(
         expert.parameters(), lr=cfg["optim"]["lr"], weight_decay=cfg["optim"]["weight_decay"]
@@ -707,6 +750,8 @@ def fit(
                     net, criterion, optimizer, scaler, train_loader, device, epoch, cfg, amp, info
                 )
             )
+            # the per-step schedule (warm-up, cosine) moved it: report where the epoch ended
+            record["lr"] = optimizer.param_groups[0]["lr"]
             if val_loader is not None:
                 record.update(
                     evaluate(
