@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from PIL import Image
 
 from segcolor.cli import main as cli
 from segcolor.errors import ConfigError
@@ -29,9 +28,13 @@ from segcolor.train.cache import build_cache, cache_key, file_list, routed_split
 from segcolor.train.config import load_config
 from segcolor.train.profile_features import cached_profile_probabilities
 
-from .test_routed_training import FEATURES, FeatureSegmenter, semantic_expert
-
-GREEN, BLUE = (40, 160, 50), (40, 70, 190)  # green is much lighter than blue in gray
+from .test_routed_training import (
+    FEATURES,
+    FeatureSegmenter,
+    green_blue_halves,
+    green_blue_profiles,
+    semantic_expert,
+)
 
 
 class LightnessSegmenter(FeatureSegmenter):
@@ -86,21 +89,10 @@ def test_features_classifier_round_trips_with_its_statistics(tmp_path: Path) -> 
 def two_color_photos(tmp_path: Path) -> tuple[Path, Path, Path]:
     """16 photos green|blue or blue|green, a pipeline whose places category (with a profile
     classifier to be trained) colors the dog half, and a green/blue profiles file."""
-    from segcolor.color.dcd import dominant_colors
     from segcolor.experts import save_expert
-    from segcolor.profiles.store import Profile, ProfileSet
 
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    for i in range(16):
-        left, right = (GREEN, BLUE) if i % 2 == 0 else (BLUE, GREEN)
-        image = np.zeros((24, 32, 3), dtype=np.uint8)
-        image[:, :16], image[:, 16:] = left, right
-        Image.fromarray(image).save(folder / f"p{i:02d}.png")
-    flat = {c: dominant_colors(np.full((8, 8, 3), c, dtype=np.uint8)) for c in (GREEN, BLUE)}
-    profiles = ProfileSet(
-        [Profile("blue", flat[BLUE], []), Profile("green", flat[GREEN], [])], "photos"
-    ).save(tmp_path / "profiles.yaml")
+    folder = green_blue_halves(tmp_path / "photos", 16)
+    profiles = green_blue_profiles(tmp_path / "profiles.yaml")
     experts = tmp_path / "experts"
     experts.mkdir()
     for name in ("people", "places"):

@@ -317,25 +317,39 @@ def test_prior_all_gives_an_expert_the_general_models_color_weights(
     assert cli(["train", str(bad)]) == 2
 
 
+GREEN, BLUE = (40, 160, 50), (40, 70, 190)  # green is much lighter than blue in gray
+
+
+def green_blue_halves(folder: Path, count: int) -> Path:
+    """``count`` photos green|blue, blue|green, ... (p00.png, p01.png, ...)."""
+    folder.mkdir()
+    for i in range(count):
+        left, right = (GREEN, BLUE) if i % 2 == 0 else (BLUE, GREEN)
+        image = np.zeros((24, 32, 3), dtype=np.uint8)
+        image[:, :16], image[:, 16:] = left, right
+        Image.fromarray(image).save(folder / f"p{i:02d}.png")
+    return folder
+
+
+def green_blue_profiles(path: Path) -> Path:
+    """A profiles file with two one-color profiles, blue (index 0) and green (1)."""
+    from segcolor.color.dcd import dominant_colors
+    from segcolor.profiles.store import Profile, ProfileSet
+
+    flat = {c: dominant_colors(np.full((8, 8, 3), c, dtype=np.uint8)) for c in (GREEN, BLUE)}
+    return ProfileSet(
+        [Profile("blue", flat[BLUE], []), Profile("green", flat[GREEN], [])], "photos"
+    ).save(path)
+
+
 def test_profile_variants_can_train_on_the_photos_own_colors(pipeline_yaml, tmp_path):
     """``profile_from: colors``: a variant's photos are those whose routed pixels have its
     palette (read from the color photo), not the classifier's guess from the grayscale."""
-    from segcolor.color.dcd import dominant_colors
-    from segcolor.profiles.store import Profile, ProfileSet
     from segcolor.train.cache import color_profiles
 
-    green, blue = (40, 160, 50), (40, 70, 190)
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    for i in range(8):  # the fake router: a person on the left half, a dog on the right
-        left, right = (green, blue) if i % 2 == 0 else (blue, green)
-        image = np.zeros((24, 32, 3), dtype=np.uint8)
-        image[:, :16], image[:, 16:] = left, right
-        Image.fromarray(image).save(folder / f"p{i}.png")
-    flat = {c: dominant_colors(np.full((8, 8, 3), c, dtype=np.uint8)) for c in (green, blue)}
-    profiles = ProfileSet(
-        [Profile("blue", flat[blue], []), Profile("green", flat[green], [])], "photos"
-    ).save(tmp_path / "profiles.yaml")
+    # the fake router: a person on the left half, a dog on the right
+    folder = green_blue_halves(tmp_path / "photos", 8)
+    profiles = green_blue_profiles(tmp_path / "profiles.yaml")
     cache = build_cache([folder], pipeline_yaml, size=16, cache_root=tmp_path / "c")
 
     people = color_profiles(cache, profiles, "people")

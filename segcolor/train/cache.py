@@ -295,9 +295,11 @@ def build_cache(
                 xs = left + (cells + 0.5) * scale - 0.5
                 feats = sample_features(routing.features.float(), (h, w), ys, xs)
                 arrays["features"][i] = feats[0].half().cpu().numpy()
-                if gate is not None:
-                    k = router.categories.index(gate.expert)
-                    choice = gate.choose(lab.l_small, routing.features, weights[k][None, None])
+                if gate is not None:  # as the router chose (it does when the category runs)
+                    choice = routing.profiles.get(gate.expert)
+                    if choice is None:
+                        k = router.categories.index(gate.expert)
+                        choice = gate.choose(lab.l_small, routing.features, weights[k][None, None])
                     arrays["profiles"][i] = [choice.probabilities[p] for p in profile_names]
                 ok.append(True)
                 mean_weights.append([round(float(v), 4) for v in weights.mean((1, 2))])
