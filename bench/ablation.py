@@ -15,9 +15,13 @@ Rows (each a pipeline + the general model trained on the same data, steps and in
    expert for about as many optimizer steps as the general model (387; weights at git ``--l2``).
 6. ``+longer-stage-3``: the same with twice the stage-3 steps (774) for every model (weights at
    git ``--stage3``).
-7. ``+longer-variants``: the shipped recipe (configs/routed as committed): the same with three
-   epochs instead of one for each places profile variant (120-880 steps), i.e.
-   segcolor/weights today.
+7. ``+longer-variants``: the same with three epochs instead of one for each places profile
+   variant (120-880 steps; weights at git ``--variants``).
+8. ``+animals-8``: the same with the animals expert trained 8 epochs instead of 4 (weights at
+   git ``--animals8``).
+9. ``+zoom-jitter``: the shipped recipe (configs/routed as committed): stage 3 and 4 again,
+   every model (the general one too) trained on crops cut from 56-112 px windows of the cached
+   squares and resized to 96 px, i.e. segcolor/weights today.
 
     python bench/ablation.py train        # trains rows 2 and 3 (resumable; row 4 is the shipped
                                           # recipe: see configs/routed/general.yaml)
@@ -53,6 +57,8 @@ BEFORE = "4ec42cb"  # the last commit before routed training
 LONGER = "33844b9"  # the last commit shipping the rebalanced stage 3 (row +longer)
 L2 = "ebdbea0"  # the commit shipping the 387-step L2 stage 3 (row +own-pixel-l2)
 STAGE3 = "273cc9a"  # the commit shipping the 774-step stage 3 (row +longer-stage-3)
+VARIANTS = "bc7b246"  # the commit shipping the three-epoch places variants (+longer-variants)
+ANIMALS8 = "bd4db70"  # the commit shipping the 8-epoch animals expert (row +animals-8)
 ROUTED = REPO / "configs" / "routed"
 STAGES = ("general", "general_ft", "general_ft2", "people", "birds", "animals", "places")
 SHORT = {"stage1": 1, "stage2": 1}
@@ -129,6 +135,10 @@ def row_models(row: str, args: argparse.Namespace) -> tuple[Path, Path]:
     if row == "+longer-stage-3":
         return before_weights(args.stage3, row)
     if row == "+longer-variants":
+        return before_weights(args.variants, row)
+    if row == "+animals-8":
+        return before_weights(args.animals8, row)
+    if row == "+zoom-jitter":
         weights = REPO / "segcolor" / "weights"
         return weights / "pipeline.yaml", weights / "general.safetensors"
     if row == "+longer":
@@ -230,12 +240,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--rows",
         default="shipped-v0.1,+routed,+features,+longer,+longer-no-profiles,+own-pixel-l2,"
-        "+longer-stage-3,+longer-variants",
+        "+longer-stage-3,+longer-variants,+animals-8,+zoom-jitter",
     )
     ap.add_argument("--before", default=BEFORE, help="git commit of the shipped-v0.1 weights")
     ap.add_argument("--longer", default=LONGER, help="git commit of the +longer weights")
     ap.add_argument("--l2", default=L2, help="git commit of the +own-pixel-l2 weights")
     ap.add_argument("--stage3", default=STAGE3, help="git commit of the +longer-stage-3 weights")
+    ap.add_argument("--variants", default=VARIANTS, help="git commit of +longer-variants weights")
+    ap.add_argument("--animals8", default=ANIMALS8, help="git commit of the +animals-8 weights")
     ap.add_argument("--per-category", type=int, default=50, help="held-out photos per folder")
     ap.add_argument("--threads", type=int, help="CPU threads for inference")
     args = ap.parse_args(argv)

@@ -180,6 +180,11 @@ def test_photos_skip_masks_and_follow_held_out_and_limit(tmp_path: Path) -> None
     some = find_photos([tmp_path], limit=7)
     assert len(some) == 7 and some == find_photos([tmp_path], limit=7)
     assert [r.name for r in some] == sorted(r.name for r in some)
+    # --skip: the next photos of the same pseudo-random order, disjoint from the first pick
+    others = find_photos([tmp_path], limit=10, skip=7)
+    assert len(others) == 10 and not {r.path for r in others} & {r.path for r in some}
+    assert {r.path for r in find_photos([tmp_path], limit=17)} == {r.path for r in some + others}
+    assert len(find_photos([tmp_path], skip=25)) == 5
 
 
 def test_mask_conventions(tmp_path: Path) -> None:
@@ -316,6 +321,8 @@ def test_cli_subset_of_methods_and_missing_general(
     missing = tmp_path / "nope.safetensors"
     assert main([*base, "--general", str(missing)]) == 2
     assert f"{missing}: general model not found" in capsys.readouterr().err
+    assert main([*base, "--skip", "-1"]) == 2
+    assert "--skip must be 0 or more, got -1" in capsys.readouterr().err
     assert main([*base, "--baselines", "gray,merged,oracle", "--sheet", "0", "--quiet"]) == 0
     assert "no photo has a category mask" in capsys.readouterr().err
     assert {r["method"] for r in _read_csv(tmp_path / "out" / "results.csv")} == {

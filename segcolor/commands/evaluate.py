@@ -59,6 +59,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="at most N photos per DATA (a fixed pseudo-random subset, by file name)",
     )
     parser.add_argument(
+        "--skip",
+        type=int,
+        default=0,
+        metavar="N",
+        help="leave out the first N photos of that pseudo-random order: with --limit, a pick "
+        "disjoint from --limit N's, to choose models on without touching the reported photos",
+    )
+    parser.add_argument(
         "--sheet",
         type=int,
         default=8,
@@ -85,6 +93,8 @@ def _check(args: argparse.Namespace) -> None:
         raise SegcolorError(f"--held-out must be a fraction in (0, 1), got {args.held_out}")
     if args.limit is not None and args.limit < 1:
         raise SegcolorError(f"--limit must be at least 1, got {args.limit}")
+    if args.skip < 0:
+        raise SegcolorError(f"--skip must be 0 or more, got {args.skip}")
     if args.sheet < 0:
         raise SegcolorError(f"--sheet must be 0 or more, got {args.sheet}")
     check_working_size(args)
@@ -114,6 +124,7 @@ def command_line(args: argparse.Namespace) -> str:
         ("--baselines", None if args.baselines == BASELINES else args.baselines),
         ("--held-out", args.held_out),
         ("--limit", args.limit),
+        ("--skip", args.skip or None),
         ("--sheet", None if args.sheet == 8 else args.sheet),
         ("--sheet-photos", args.sheet_photos),
         ("--working-size", args.working_size),
@@ -141,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    refs = find_photos(args.data, held_out=args.held_out, limit=args.limit)
+    refs = find_photos(args.data, held_out=args.held_out, limit=args.limit, skip=args.skip)
     if not refs:
         where = " held out" if args.held_out else ""
         raise SegcolorError(f"no{where} photos found in {', '.join(args.data)}")

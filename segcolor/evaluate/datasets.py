@@ -59,12 +59,16 @@ def _photos_in(folder: Path) -> list[Path]:
 
 
 def find_photos(
-    inputs: Sequence[str | Path], held_out: float | None = None, limit: int | None = None
+    inputs: Sequence[str | Path],
+    held_out: float | None = None,
+    limit: int | None = None,
+    skip: int = 0,
 ) -> list[PhotoRef]:
     """Photos of every input (files or folders, recursively), in a reproducible order.
 
     ``held_out``: only photos that training with this validation fraction never used.
-    ``limit``: at most this many per input, a fixed pseudo-random subset.
+    ``limit``: at most this many per input, a fixed pseudo-random subset; ``skip``: leave out the
+    first ``skip`` of that pseudo-random order (a pick disjoint from ``limit=skip``'s).
     """
     refs: list[PhotoRef] = []
     seen: set[Path] = set()
@@ -88,8 +92,9 @@ def find_photos(
         used.add(dataset)
         if held_out is not None:
             pairs = [(p, r) for p, r in pairs if is_held_out(p, held_out)]
-        if limit is not None:
-            pairs = sorted(sorted(pairs, key=lambda pr: _subset_key(pr[0]))[:limit])
+        if limit is not None or skip:
+            end = None if limit is None else skip + limit
+            pairs = sorted(sorted(pairs, key=lambda pr: _subset_key(pr[0]))[skip:end])
         for path, rel in pairs:
             key = path.resolve()
             if key not in seen:
