@@ -20,11 +20,11 @@ Rows (each a pipeline + the general model trained on the same data, steps and in
 8. ``+animals-8``: the same with the animals expert trained 8 epochs instead of 4 (weights at
    git ``--animals8``).
 9. ``+zoom-jitter``: the shipped recipe (configs/routed as committed): stage 3 and 4 again,
-   every model (the general one too) trained on crops cut from 56-112 px windows of the cached
-   squares and resized to 96 px, i.e. segcolor/weights today.
+   every model but the animals expert (the general one too) trained on crops cut from 56-112 px
+   windows of the cached squares and resized to 96 px, i.e. segcolor/weights today.
 
-    python bench/ablation.py train        # trains rows 2 and 3 (resumable; row 4 is the shipped
-                                          # recipe: see configs/routed/general.yaml)
+    python bench/ablation.py train        # trains rows 2 and 3 (resumable; the others are
+                                          # recipes of configs/routed: see general.yaml)
     python bench/ablation.py evaluate     # evaluates every row (bench/quality.py's sets) and
                                           # prints one table
 
