@@ -33,7 +33,7 @@ from .test_routed_training import (
     FeatureSegmenter,
     green_blue_halves,
     green_blue_profiles,
-    semantic_expert,
+    semantic_pipeline,
 )
 
 
@@ -89,20 +89,10 @@ def test_features_classifier_round_trips_with_its_statistics(tmp_path: Path) -> 
 def two_color_photos(tmp_path: Path) -> tuple[Path, Path, Path]:
     """16 photos green|blue or blue|green, a pipeline whose places category (with a profile
     classifier to be trained) colors the dog half, and a green/blue profiles file."""
-    from segcolor.experts import save_expert
-
     folder = green_blue_halves(tmp_path / "photos", 16)
     profiles = green_blue_profiles(tmp_path / "profiles.yaml")
-    experts = tmp_path / "experts"
-    experts.mkdir()
-    for name in ("people", "places"):
-        save_expert(semantic_expert(), experts / f"{name}.safetensors", {"name": name})
-    pipeline = tmp_path / "pipeline.yaml"
-    pipeline.write_text(
-        "segmenter: {name: test_lightness_halves}\nworking_size: 32\nfallback: places\n"
-        "categories:\n"
-        "  people: {classes: [person], expert: experts/people.safetensors}\n"
-        "  places: {classes: [dog, background], expert: experts/places.safetensors}\n"
+    pipeline = semantic_pipeline(
+        tmp_path, "test_lightness_halves", {"people": "person", "places": "dog, background"}
     )
     return folder, pipeline, profiles
 

@@ -126,21 +126,30 @@ def photo_folders(tmp_path: Path) -> list[Path]:
     return folders
 
 
-@pytest.fixture()
-def pipeline_yaml(tmp_path: Path) -> Path:
-    experts = tmp_path / "experts"
+def semantic_pipeline(folder: Path, segmenter: str, categories: dict[str, str]) -> Path:
+    """``folder/pipeline.yaml`` (working size 32, fallback places) with an untrained
+    ``semantic_expert`` per category in ``folder/experts``; ``categories``: name -> classes."""
+    experts = folder / "experts"
     experts.mkdir()
-    for name in ("people", "animals", "places"):
+    lines = []
+    for name, classes in categories.items():
         save_expert(semantic_expert(), experts / f"{name}.safetensors", {"name": name})
-    path = tmp_path / "pipeline.yaml"
+        lines.append(f"  {name}: {{classes: [{classes}], expert: experts/{name}.safetensors}}\n")
+    path = folder / "pipeline.yaml"
     path.write_text(
-        "segmenter: {name: test_features_halves}\nworking_size: 32\nfallback: places\n"
-        "categories:\n"
-        "  people: {classes: [person], expert: experts/people.safetensors}\n"
-        "  animals: {classes: [cat, dog, horse, sheep, cow], expert: experts/animals.safetensors}\n"
-        "  places: {classes: [background], expert: experts/places.safetensors}\n"
+        f"segmenter: {{name: {segmenter}}}\nworking_size: 32\nfallback: places\n"
+        "categories:\n" + "".join(lines)
     )
     return path
+
+
+@pytest.fixture()
+def pipeline_yaml(tmp_path: Path) -> Path:
+    return semantic_pipeline(
+        tmp_path,
+        "test_features_halves",
+        {"people": "person", "animals": "cat, dog, horse, sheep, cow", "places": "background"},
+    )
 
 
 def test_cache_routes_each_photo_once_and_is_reused(photo_folders, pipeline_yaml, tmp_path):
