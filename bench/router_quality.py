@@ -6,6 +6,7 @@ dataset-level (TP/FP/FN summed over all images, per group), via segmentation-mod
 
     python bench/router_quality.py                # plain port
     python bench/router_quality.py --tta --reference --limit 40
+    python bench/router_quality.py --gray-head segcolor/weights/gray_head.safetensors --color
 """
 
 from __future__ import annotations
@@ -55,20 +56,23 @@ def group_matrix(classes: list[str]) -> torch.Tensor:
     return m
 
 
-def load_samples(data: Path, limit: int | None) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
-    """(name, grayscale uint8 HxW, group mask HxW) for the COCO subsets; photos pair with masks
-    through each folder's index.json (``image`` / ``semantic_mask``)."""
+def load_samples(
+    data: Path, limit: int | None
+) -> Iterator[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
+    """(name, grayscale uint8 HxW, group mask HxW, RGB uint8 HxWx3) for the COCO subsets; photos
+    pair with masks through each folder's index.json (``image`` / ``semantic_mask``)."""
     n = 0
     for subset in SUBSETS:
         index = json.loads((data / subset / "index.json").read_text())
         for item in index["images"]:
             if limit is not None and n >= limit:
                 return
-            gray = np.asarray(Image.open(data / subset / item["image"]).convert("L"))
+            rgb = Image.open(data / subset / item["image"]).convert("RGB")
+            gray = np.asarray(rgb.convert("L"))
             mask = np.asarray(Image.open(data / subset / item["semantic_mask"]))
             assert gray.shape == mask.shape, item["image"]
             n += 1
-            yield f"{subset}/{item['image']}", gray, mask
+            yield f"{subset}/{item['image']}", gray, mask, np.asarray(rgb)
 
 
 class IoUMeter:
@@ -124,6 +128,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--no-flip", action="store_true", help="TTA without the horizontal flip")
     ap.add_argument("--keep-aspect", action="store_true", help="working size keeps aspect ratio")
     ap.add_argument("--reference", action="store_true", help="also run the TFLite model")
+    ap.add_argument("--gray-head", type=Path, help="also evaluate the port with this gray head")
+    ap.add_argument(
+        "--color", action="store_true", help="also run the port on the color photos (a bound)"
+    )
     ap.add_argument("--limit", type=int, default=None, help="first N images only")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = ap.parse_args(argv)
@@ -135,9 +143,17 @@ def main(argv: list[str] | None = None) -> None:
     to_group = group_matrix(model.classes).to(device)
     class_group = to_group.argmax(0)  # class index -> group index
     tta = {"scales": tuple(args.tta_scales), "flip": not args.no_flip}
-    modes: dict[str, bool | dict] = {"port": False}
+    modes: dict[str, tuple[torch.nn.Module, bool | dict]] = {"port": (model, False)}
     if args.tta:
-        modes[f"port+TTA {tta['scales']}{'' if tta['flip'] else ' noflip'}"] = tta
+        modes[f"port+TTA {tta['scales']}{'' if tta['flip'] else ' noflip'}"] = (model, tta)
+    if args.gray_head:
+        headed = create_segmenter(
+            args.segmenter, weights=args.weights, device=device, keep_aspect=args.keep_aspect,
+            gray_head=args.gray_head,
+        )  # fmt: skip
+        modes["port + gray head"] = (headed, False)
+        if args.tta:
+            modes["port + gray head + TTA"] = (headed, tta)
     meters: dict[str, IoUMeter] = {}
     reference = None
     if args.reference:
@@ -150,12 +166,16 @@ def main(argv: list[str] | None = None) -> None:
 
     n = 0
     samples = load_samples(args.data, args.limit)
-    for _, gray, mask in tqdm(samples, desc="images", unit="img", leave=False):
+    for _, gray, mask, rgb in tqdm(samples, desc="images", unit="img", leave=False):
         n += 1
         x = to_input(gray, device)
-        for mode, cfg in modes.items():
+        color = torch.from_numpy(rgb.astype(np.float32) / 255).permute(2, 0, 1)[None].to(device)
+        runs = [(mode, net, cfg, x) for mode, (net, cfg) in modes.items()]
+        if args.color:
+            runs.append(("port on the color photo (bound)", model, False, color))
+        for mode, net, cfg, inp in runs:
             t0 = time.perf_counter()
-            prob = model.predict_proba(x, tta=cfg)[0]
+            prob = net.predict_proba(inp, tta=cfg)[0]
             if device.type == "cuda":
                 torch.cuda.synchronize()
             dt = time.perf_counter() - t0

@@ -201,7 +201,9 @@ class Pipeline:
         from segcolor.router.segmenters import create_segmenter
 
         config = load_pipeline_config(path)
-        segmenter = create_segmenter(config.segmenter, weights=config.segmenter_weights)
+        segmenter = create_segmenter(
+            config.segmenter, weights=config.segmenter_weights, gray_head=config.segmenter_head
+        )
         router = Router.from_config(config, segmenter)
         experts = {
             spec.name: [load_expert(p) for p in spec.checkpoints]

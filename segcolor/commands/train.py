@@ -75,9 +75,12 @@ def run(args: argparse.Namespace) -> int:
         overrides[key.strip()] = yaml.safe_load(value)
     if len(args.config) > 1 and "out" in overrides:
         raise ConfigError("--out names one run's folder; with several configs set `out:` in each")
+    from segcolor.train import gray_head
+
     for config in args.config:
+        train = gray_head.main if gray_head.is_gray_head_config(config) else main
         try:
-            main(config, overrides, resume=args.resume)
+            train(config, overrides, resume=args.resume)
         except TrainingInterrupted as stop:
             print(f"segcolor: {stop}", file=sys.stderr)
             return 130

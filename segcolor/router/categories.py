@@ -50,7 +50,7 @@ _TOP_KEYS = {
     "router": None,
     "merge": None,
 }
-_SEGMENTER_KEYS = {"name": None, "weights": None}
+_SEGMENTER_KEYS = {"name": None, "weights": None, "head": None}
 _CATEGORY_KEYS = {"classes": None, "expert": None, "color": None}
 _TTA_KEYS = {"scales": None, "flip": None}
 _PROFILE_KEYS = {"classifier": None, "variants": None, "min_probability": None}
@@ -108,6 +108,7 @@ class PipelineConfig:
     fallback: str = DEFAULT_FALLBACK
     segmenter: str = DEFAULT_SEGMENTER
     segmenter_weights: Path | None = None
+    segmenter_head: Path | None = None  # a gray-photo correction (router.segmenters.gray_head)
     working_size: int = DEFAULT_WORKING_SIZE
     router: RouterOptions = field(default_factory=RouterOptions)
     merge: MergeOptions = field(default_factory=MergeOptions)
@@ -197,6 +198,7 @@ def parse_pipeline_config(data: Mapping[str, Any], path: Path | None = None) -> 
     if not isinstance(seg_name, str):
         raise ConfigError("segmenter.name must be a string", where)
     seg_weights = _path(seg.get("weights"), base, "segmenter.weights", where, must_exist=True)
+    seg_head = _path(seg.get("head"), base, "segmenter.head", where, must_exist=True)
 
     working_size = data.get("working_size", DEFAULT_WORKING_SIZE)
     if isinstance(working_size, bool) or not isinstance(working_size, int) or working_size < 32:
@@ -219,6 +221,7 @@ def parse_pipeline_config(data: Mapping[str, Any], path: Path | None = None) -> 
         fallback=fallback,
         segmenter=seg_name,
         segmenter_weights=seg_weights,
+        segmenter_head=seg_head,
         working_size=working_size,
         router=_router_options(data.get("router") or {}, where),
         merge=_merge_options(data.get("merge") or {}, where),

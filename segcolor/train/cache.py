@@ -80,6 +80,8 @@ def routing_signature(config: Any) -> str:
         config.merge.feather,
         [(c.name, c.classes, bool(c.checkpoints)) for c in config.categories],
     ]
+    if config.segmenter_head is not None:  # a gray head changes the labels (not the features)
+        parts.append(hashlib.sha256(Path(config.segmenter_head).read_bytes()).hexdigest())
     for spec in config.categories:
         # a lightness classifier's P(profile) is stored in the cache; a features classifier's
         # is computed from the cached features when a variant trains (``profile_probability``)
@@ -160,7 +162,10 @@ class TrainingCache:
         return np.asarray(self.index["mean_weights"], dtype=np.float32)
 
 
-class _Photos(Dataset):
+class PhotoReader(Dataset):
+    """(index, RGB or None, error) per file, decoded in a loader worker: an unreadable photo is
+    reported, not fatal."""
+
     def __init__(self, files: Sequence[Path]) -> None:
         self.files = list(files)
 
@@ -216,7 +221,9 @@ def build_cache(
             return TrainingCache.open(root)
         except SegcolorError:
             pass
-    segmenter = create_segmenter(config.segmenter, weights=config.segmenter_weights)
+    segmenter = create_segmenter(
+        config.segmenter, weights=config.segmenter_weights, gray_head=config.segmenter_head
+    )
     router = Router.from_config(config, segmenter)
     if not router.has_features:
         raise SegcolorError("the pipeline's segmenter gives no features", pipeline_config)
@@ -254,7 +261,7 @@ def build_cache(
     wsize, fsize = size // WEIGHT_STRIDE, size // FEATURE_STRIDE
     cells = torch.arange(fsize, dtype=torch.float32) * FEATURE_STRIDE + (FEATURE_STRIDE - 1) / 2
     loader = DataLoader(
-        _Photos([f for f, _ in files[start:]]),
+        PhotoReader([f for f, _ in files[start:]]),
         batch_size=None,
         num_workers=1,
         prefetch_factor=8,

@@ -51,6 +51,14 @@ class Segmenter(nn.Module):
     def __init__(self, classes: Sequence[str]) -> None:
         super().__init__()
         self.classes = list(classes)
+        self.gray_head: nn.Module | None = None
+
+    def attach_gray_head(self, head: nn.Module) -> None:
+        """Add ``head(features)`` to the class logits (``segmenters.gray_head``): backends with
+        features apply it in every pass; the features themselves do not change."""
+        if not self.feature_channels:
+            raise ValueError(f"{type(self).__name__} gives no features for a gray head to read")
+        self.gray_head = head
 
     @property
     def num_classes(self) -> int:
@@ -80,6 +88,15 @@ class Segmenter(nn.Module):
     def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits at the input size and features (B,F,gh,gw) on a grid spanning the input
         corner to corner; backends with ``feature_channels > 0`` implement it."""
+        raise NotImplementedError(f"{type(self).__name__} gives no features")
+
+    def grid_outputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(class logits without the gray head, features), both on the features' grid: what a
+        gray head learns from (``segcolor.train.gray_head``)."""
+        raise NotImplementedError(f"{type(self).__name__} gives no features")
+
+    def class_logits(self, features: torch.Tensor) -> torch.Tensor:
+        """The pretrained classifier alone on grid features (the logits a gray head corrects)."""
         raise NotImplementedError(f"{type(self).__name__} gives no features")
 
     @torch.no_grad()

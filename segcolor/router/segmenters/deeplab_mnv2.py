@@ -168,7 +168,10 @@ class DeepLabV3MobileNetV2(Segmenter):
         pooled = F.relu(self.image_pooling(feat.mean((2, 3), keepdim=True)))
         aspp = F.relu(self.aspp0(feat))
         y = F.relu(self.concat_projection(torch.cat([pooled.expand_as(aspp), aspp], 1)))
-        return self.logits(y), y
+        logits = self.logits(y)
+        if self.gray_head is not None:
+            logits = logits + self.gray_head(y)
+        return logits, y
 
     def working_hw(self, h: int, w: int, scale: float = 1.0) -> tuple[int, int]:
         """Size the network runs at for an h×w input: square (the TFLite model's own input) or,
@@ -193,17 +196,31 @@ class DeepLabV3MobileNetV2(Segmenter):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_scaled(x, 1.0)
 
-    def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Logits at the input size and the ASPP features on the network's own grid (which
-        spans the input corner to corner, as align_corners=True resizes do)."""
+    def net_input(self, x: torch.Tensor) -> torch.Tensor:
+        """RGB in [0, 1] at any size -> the network's input: resized to the working size and
+        normalised like the TFLite uint8 input."""
         h, w = x.shape[-2:]
         size = self.working_hw(h, w)
         if size != (h, w):
             down = size[0] < h or size[1] < w
             x = F.interpolate(x, size=size, mode="bilinear", align_corners=True, antialias=down)
-        logits, features = self.net_features(x * (255 / 128) - 1)
-        logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=True)
+        return x * (255 / 128) - 1
+
+    def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits at the input size and the ASPP features on the network's own grid (which
+        spans the input corner to corner, as align_corners=True resizes do)."""
+        logits, features = self.net_features(self.net_input(x))
+        logits = F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=True)
         return logits, features
+
+    def grid_outputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(class logits without the gray head, features), both on the network's grid."""
+        features = self.net_features(self.net_input(x))[1]
+        return self.class_logits(features), features
+
+    def class_logits(self, features: torch.Tensor) -> torch.Tensor:
+        """The pretrained classifier alone (no gray head) on grid features."""
+        return self.logits(features)
 
     def conv_names(self) -> list[str]:
         """Conv modules in TFLite op order (the order of the weight table of the spec)."""

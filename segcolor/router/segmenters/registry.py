@@ -49,15 +49,28 @@ def create_segmenter(
     name: str = DEFAULT_SEGMENTER,
     weights: str | Path | None = None,
     device: torch.device | str | None = None,
+    gray_head: str | Path | None = None,
     **kwargs: Any,
 ) -> Segmenter:
     """Build a registered segmenter in eval mode on ``device``; ``weights`` overrides where its
-    weights come from (file or folder), extra kwargs go to the backend."""
+    weights come from (file or folder), ``gray_head`` adds a learned gray-photo correction
+    (``segmenters.gray_head``), extra kwargs go to the backend."""
     if name not in _REGISTRY:
         raise ConfigError(f"unknown segmenter {name!r}; available: {', '.join(list_segmenters())}")
     model = _REGISTRY[name](weights=weights, **kwargs)
     if not isinstance(model, Segmenter):
         raise TypeError(f"segmenter factory {name!r} returned {type(model).__name__}")
+    if gray_head is not None:
+        from segcolor.router.segmenters.gray_head import load_gray_head
+
+        head = load_gray_head(gray_head, name, model.classes)
+        if head.in_channels != model.feature_channels:
+            raise ConfigError(
+                f"gray head reads {head.in_channels} feature channels, segmenter {name!r} "
+                f"gives {model.feature_channels}",
+                gray_head,
+            )
+        model.attach_gray_head(head)
     if device is not None:
         model = model.to(device)
     return model.eval()
