@@ -200,6 +200,8 @@ def test_config_errors_are_one_line(setup, tmp_path: Path):
     bad.write_text("task: gray_head\ndata: {root: x, per_photo: 3}\n")
     with pytest.raises(ConfigError, match="per_photo"):
         trainer.load_config(bad)
+    with pytest.raises(ConfigError, match="size"):  # an expert's flag, not a gray head's
+        trainer.load_config(setup["config"], {"data.size": 64})
     with pytest.raises(ConfigError, match="segmenter.head"):
         text = (
             setup["pipeline"]

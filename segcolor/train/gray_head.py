@@ -70,6 +70,8 @@ def is_gray_head_config(path: str | Path) -> bool:
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     path = Path(path)
     user = load_yaml(path)
+    for dotted, value in (overrides or {}).items():  # flags are checked like the YAML's keys
+        set_dotted(user, dotted, value)
     check_keys(user, DEFAULTS, "", path)
     for section in ("data", "model", "optim", "train"):
         if section in user:
@@ -77,8 +79,6 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> di
                 raise ConfigError(f"{section!r} must be a mapping", path)
             check_keys(user[section], DEFAULTS[section], f"{section}.", path)
     cfg = deep_merge(DEFAULTS, user)
-    for dotted, value in (overrides or {}).items():
-        set_dotted(cfg, dotted, value)
     cfg["name"] = cfg["name"] or path.stem
     cfg["out"] = cfg["out"] or f"runs/{cfg['name']}"
     if not cfg["data"]["root"]:
