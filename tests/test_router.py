@@ -58,8 +58,6 @@ def test_shipped_config_maps_voc_classes(tmp_path: Path) -> None:
         (tmp_path / "experts" / f"places_{profile}.safetensors").write_bytes(b"x")
     classifier = "places_classifier.safetensors"  # its card names the profiles: a real one
     shutil.copy(REPO / "segcolor" / "weights" / classifier, tmp_path / "experts" / classifier)
-    head = "gray_head.safetensors"  # the segmenter's gray head: checked when it is loaded
-    shutil.copy(REPO / "segcolor" / "weights" / head, tmp_path / "experts" / head)
     path = tmp_path / "pipeline.yaml"
     path.write_text(text)
     config = load_pipeline_config(path)
@@ -69,7 +67,7 @@ def test_shipped_config_maps_voc_classes(tmp_path: Path) -> None:
     assert {owner[c] for c in ("background", "car", "chair", "sofa", "train")} == {"places"}
     assert config.category("people").checkpoints == (tmp_path / "experts/people.safetensors",)
     assert config.working_size == 256 and config.fallback == "places"
-    assert config.segmenter_head == tmp_path / "experts" / head
+    assert config.segmenter_head is None  # the gray head is opt-in
     # a new category is a YAML entry and a checkpoint, no code
     (tmp_path / "experts" / "vehicles.safetensors").write_bytes(b"x")
     path.write_text(
