@@ -132,7 +132,7 @@ def test_head_file_round_trip_and_one_line_errors(tmp_path: Path):
     with pytest.raises(CheckpointError, match="not found"):
         load_gray_head(tmp_path / "missing.safetensors", "test_red_people", VOC)
     (tmp_path / "junk.safetensors").write_bytes(b"junk")
-    with pytest.raises(CheckpointError, match="not a readable safetensors") as err:
+    with pytest.raises(CheckpointError, match="not a safetensors checkpoint") as err:
         load_gray_head(tmp_path / "junk.safetensors", "test_red_people", VOC)
     assert "\n" not in str(err.value)
     save_file(head.state_dict(), str(tmp_path / "other.safetensors"), {"format": "x"})

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from segcolor.errors import CheckpointError
@@ -20,6 +19,7 @@ from segcolor.experts.base import Expert
 from segcolor.experts.registry import create_expert
 from segcolor.io.atomic import atomic_write
 from segcolor.nets import assign_weights, build_empty
+from segcolor.nets.loading import read_metadata
 from segcolor.paths import portable_path
 
 CARD_KEY = "segcolor.card"
@@ -50,16 +50,7 @@ def save_expert(
 
 def read_card(path: str | Path) -> dict[str, Any]:
     """The card stored in a checkpoint, without loading its weights."""
-    from safetensors import safe_open
-
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError("expert checkpoint not found", path)
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-    except (SafetensorError, OSError, ValueError) as err:
-        raise CheckpointError(f"not a safetensors checkpoint ({err})", path) from None
+    metadata = read_metadata(path, "expert checkpoint")
     if CARD_KEY not in metadata:
         raise CheckpointError("safetensors file has no segcolor card (not an expert)", path)
     card = json.loads(metadata[CARD_KEY])

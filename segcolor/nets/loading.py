@@ -10,9 +10,11 @@ then trains with other dropout masks than it did at the same seed.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TypeVar
 
 import torch
+from safetensors import SafetensorError, safe_open
 from torch import nn
 
 M = TypeVar("M", bound=nn.Module)
@@ -38,3 +40,18 @@ def assign_weights(model: nn.Module, state: Mapping[str, torch.Tensor]) -> nn.Mo
     if empty:  # e.g. a non-persistent buffer, which no state dict carries
         raise RuntimeError(f"weights left unset after loading: {', '.join(empty)}")
     return model
+
+
+def read_metadata(path: str | Path, what: str) -> dict[str, str]:
+    """A safetensors file's metadata, without loading its weights; a missing or unreadable file
+    is a one-line ``CheckpointError`` (``what`` names the file's role: "expert checkpoint")."""
+    from segcolor.errors import CheckpointError
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{what} not found", path)
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return handle.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as err:
+        raise CheckpointError(f"not a safetensors checkpoint ({err})", path) from None

@@ -28,13 +28,13 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from segcolor.errors import CheckpointError, ConfigError
 from segcolor.io.atomic import atomic_write
 from segcolor.nets import assign_weights, build_empty
+from segcolor.nets.loading import read_metadata
 from segcolor.nets.resnet import ResNet18, conv_init_
 
 CARD_KEY = "segcolor.card"
@@ -213,13 +213,7 @@ def save_classifier(
 def read_classifier_card(path: str | Path) -> dict[str, Any]:
     """The card of a classifier checkpoint, without loading its weights."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError("profile classifier not found", path)
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-    except (SafetensorError, OSError, ValueError) as err:
-        raise CheckpointError(f"not a safetensors checkpoint ({err})", path) from None
+    metadata = read_metadata(path, "profile classifier")
     card = json.loads(metadata.get(CARD_KEY, "{}"))
     if card.get("format") != FORMAT:
         raise CheckpointError(

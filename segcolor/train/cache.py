@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -179,6 +179,18 @@ class PhotoReader(Dataset):
             return i, None, str(err)
 
 
+def read_photos(
+    files: Sequence[Path], start: int, desc: str
+) -> Iterator[tuple[int, np.ndarray | None, str]]:
+    """``files[start:]`` decoded in a loader worker, with a progress bar: (index into ``files``,
+    RGB or None, the error that made it None)."""
+    loader = DataLoader(
+        PhotoReader(files[start:]), batch_size=None, num_workers=1, prefetch_factor=8
+    )
+    for offset, rgb, error in tqdm(loader, total=len(files) - start, desc=desc, unit="photo"):
+        yield start + int(offset), None if rgb is None else np.asarray(rgb), error
+
+
 def _shapes(n: int, size: int, categories: int, feature_channels: int, profiles: int) -> dict:
     w, f = size // WEIGHT_STRIDE, size // FEATURE_STRIDE
     return {
@@ -260,22 +272,14 @@ def build_cache(
     sigma_fraction = config.merge.feather
     wsize, fsize = size // WEIGHT_STRIDE, size // FEATURE_STRIDE
     cells = torch.arange(fsize, dtype=torch.float32) * FEATURE_STRIDE + (FEATURE_STRIDE - 1) / 2
-    loader = DataLoader(
-        PhotoReader([f for f, _ in files[start:]]),
-        batch_size=None,
-        num_workers=1,
-        prefetch_factor=8,
-    )
-    bar = tqdm(loader, total=len(files) - start, desc="routing training photos", unit="photo")
+    photos = read_photos([f for f, _ in files], start, "routing training photos")
     with torch.inference_mode():
-        for offset, rgb, error in bar:
-            i = start + int(offset)
+        for i, rgb, error in photos:
             if rgb is None:
                 log.warning("skipping unreadable training image: %s", error)
                 ok.append(False)
                 mean_weights.append([0.0] * len(router.categories))
             else:
-                rgb = np.asarray(rgb)
                 lab = LabImage.from_rgb(rgb, config.working_size, torch.device(device))
                 gray = Pipeline.gray_rgb(lab)
                 routing = router.route(gray, size=tuple(lab.l_small.shape[-2:]))

@@ -25,7 +25,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from segcolor.config import check_keys, deep_merge, load_yaml, set_dotted
@@ -34,7 +33,7 @@ from segcolor.io.atomic import atomic_write
 from segcolor.io.images import find_images
 from segcolor.paths import resolve_data_path
 from segcolor.router.segmenters.gray_head import GrayHead
-from segcolor.train.cache import PhotoReader, default_cache_root
+from segcolor.train.cache import default_cache_root, read_photos
 from segcolor.train.data import split_score
 from segcolor.train.engine import CHECKPOINT, interrupted, sigterm_as_interrupt
 
@@ -156,20 +155,13 @@ def pair_cache(
         with atomic_write(progress_path) as tmp:
             tmp.write_text(json.dumps({"done": done, "ok": ok[:done]}))
 
-    loader = DataLoader(
-        PhotoReader(files[start:]), batch_size=None, num_workers=1, prefetch_factor=8
-    )
-    bar = tqdm(loader, total=len(files) - start, desc="segmenter on color + gray", unit="photo")
     with torch.inference_mode():
-        for offset, rgb, error in bar:
-            i = start + int(offset)
+        for i, rgb, error in read_photos(files, start, "segmenter on color + gray"):
             if rgb is None:
                 log.warning("skipping unreadable photo: %s", error)
                 ok.append(False)
             else:
-                color, gray = color_and_gray(np.asarray(rgb), working_size)
-                if color.shape[-2:] != gray.shape[-2:]:
-                    raise AssertionError("color and gray differ in size")
+                color, gray = color_and_gray(rgb, working_size)
                 teacher, _ = segmenter.grid_outputs(color)
                 _, features = segmenter.grid_outputs(gray)
                 if teacher.shape[1:] != shapes["teacher"][1:]:

@@ -16,11 +16,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 from torch import nn
 
 from segcolor.errors import CheckpointError
+from segcolor.nets.loading import read_metadata
 
 FORMAT = "segcolor-gray-head/1"
 
@@ -61,14 +61,7 @@ def load_gray_head(path: str | Path, segmenter: str, classes: Sequence[str]) -> 
     """Read a head written by ``segcolor.train.gray_head`` and check that it was learned for
     ``segmenter`` (same name and classes); any mismatch is a one-line ``CheckpointError``."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError("gray head not found", path)
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-        state = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as err:
-        raise CheckpointError(f"not a readable safetensors file ({err})", path) from None
+    meta = read_metadata(path, "gray head")
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"not a segcolor gray head (format {meta.get('format')!r})", path)
     if meta.get("segmenter") != segmenter or meta.get("classes") != ",".join(classes):
@@ -79,7 +72,7 @@ def load_gray_head(path: str | Path, segmenter: str, classes: Sequence[str]) -> 
         )
     try:
         head = GrayHead(int(meta["in_channels"]), list(classes), hidden=int(meta["hidden"]))
-        head.load_state_dict(state)
+        head.load_state_dict(load_file(str(path)))
     except (KeyError, ValueError, RuntimeError) as err:
         raise CheckpointError(f"damaged gray head ({str(err).splitlines()[0]})", path) from None
     return head.eval()
