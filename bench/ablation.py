@@ -19,9 +19,13 @@ Rows (each a pipeline + the general model trained on the same data, steps and in
    variant (120-880 steps; weights at git ``--variants``).
 8. ``+animals-8``: the same with the animals expert trained 8 epochs instead of 4 (weights at
    git ``--animals8``).
-9. ``+zoom-jitter``: the shipped recipe (configs/routed as committed): stage 3 and 4 again,
-   every model but the animals expert (the general one too) trained on crops cut from 56-112 px
-   windows of the cached squares and resized to 96 px, i.e. segcolor/weights today.
+9. ``+zoom-jitter``: stage 3 and 4 again, every model but the animals expert (the general one
+   too) trained on crops cut from 56-112 px windows of the cached squares and resized to 96 px
+   (weights at git ``--zoom-jitter``).
+10. ``+zoom-out``: the shipped recipe (configs/routed as committed): the people expert and the
+   general model retrained with windows of 56-168 px (zoom out: the square in a mirrored,
+   zero-weighted rim) and every photo counted once (``data.routing.balance: photo``), i.e.
+   segcolor/weights today.
 
     python bench/ablation.py train        # trains rows 2 and 3 (resumable; the others are
                                           # recipes of configs/routed: see general.yaml)
@@ -59,6 +63,7 @@ L2 = "ebdbea0"  # the commit shipping the 387-step L2 stage 3 (row +own-pixel-l2
 STAGE3 = "273cc9a"  # the commit shipping the 774-step stage 3 (row +longer-stage-3)
 VARIANTS = "bc7b246"  # the commit shipping the three-epoch places variants (+longer-variants)
 ANIMALS8 = "bd4db70"  # the commit shipping the 8-epoch animals expert (row +animals-8)
+ZOOM_JITTER = "10bd13b"  # the last commit shipping the zoom-in-only recipe (row +zoom-jitter)
 ROUTED = REPO / "configs" / "routed"
 STAGES = ("general", "general_ft", "general_ft2", "people", "birds", "animals", "places")
 SHORT = {"stage1": 1, "stage2": 1}
@@ -139,6 +144,8 @@ def row_models(row: str, args: argparse.Namespace) -> tuple[Path, Path]:
     if row == "+animals-8":
         return before_weights(args.animals8, row)
     if row == "+zoom-jitter":
+        return before_weights(args.zoom_jitter, row)
+    if row == "+zoom-out":
         weights = REPO / "segcolor" / "weights"
         return weights / "pipeline.yaml", weights / "general.safetensors"
     if row == "+longer":
@@ -240,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--rows",
         default="shipped-v0.1,+routed,+features,+longer,+longer-no-profiles,+own-pixel-l2,"
-        "+longer-stage-3,+longer-variants,+animals-8,+zoom-jitter",
+        "+longer-stage-3,+longer-variants,+animals-8,+zoom-jitter,+zoom-out",
     )
     ap.add_argument("--before", default=BEFORE, help="git commit of the shipped-v0.1 weights")
     ap.add_argument("--longer", default=LONGER, help="git commit of the +longer weights")
@@ -248,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stage3", default=STAGE3, help="git commit of the +longer-stage-3 weights")
     ap.add_argument("--variants", default=VARIANTS, help="git commit of +longer-variants weights")
     ap.add_argument("--animals8", default=ANIMALS8, help="git commit of the +animals-8 weights")
+    ap.add_argument("--zoom-jitter", default=ZOOM_JITTER, help="git commit of +zoom-jitter weights")
     ap.add_argument("--per-category", type=int, default=50, help="held-out photos per folder")
     ap.add_argument("--threads", type=int, help="CPU threads for inference")
     args = ap.parse_args(argv)

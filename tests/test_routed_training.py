@@ -412,3 +412,53 @@ def test_scale_jitter_resizes_windows_of_the_cached_square(photo_folders, pipeli
     # without crop_scale the stream of crops is the one it always was
     plain = RoutedPhotos(split, split.train, crop=8, train=True, seed=1)
     assert plain.windows == [8]
+
+
+def test_photo_balance_counts_every_photo_once(photo_folders, pipeline_yaml, tmp_path):
+    cache = build_cache(photo_folders, pipeline_yaml, size=16, cache_root=tmp_path / "c")
+    split = routed_split(cache, 0.3, "people")
+    pixel = RoutedPhotos(split, split.train, crop=8, train=True, seed=1, crop_scale=(0.5, 1.0))
+    photo = RoutedPhotos(
+        split, split.train, crop=8, train=True, seed=1, crop_scale=(0.5, 1.0), balance="photo"
+    )
+    totals = []
+    for index in range(len(split.train)):
+        a, b = pixel[(2, index)], photo[(2, index)]
+        assert torch.equal(a["rgb"], b["rgb"])  # the same crop: only the weights change
+        assert b["weight"].mean().item() == pytest.approx(1.0, abs=1e-5)
+        assert torch.allclose(b["weight"] * a["weight"].mean(), a["weight"], atol=1e-6)
+        totals.append(a["weight"].sum().item())
+    assert max(totals) > 1.5 * min(totals)  # per pixel, photos counted unequally: now equal
+    general = routed_split(cache, 0.3, None)
+    whole = RoutedPhotos(general, general.val, crop=16, train=False, balance="photo")[0]
+    assert torch.equal(whole["weight"], torch.ones(1, 16, 16))  # a general model: no change
+
+
+def test_balance_must_be_pixel_or_photo(photo_folders, pipeline_yaml, tmp_path):
+    path = routed_config(tmp_path, photo_folders, pipeline_yaml)
+    cfg = yaml.safe_load(path.read_text())
+    cfg["data"]["routing"]["balance"] = "photo"
+    path.write_text(yaml.safe_dump(cfg))
+    assert load_config(path)["data"]["routing"]["balance"] == "photo"
+    cfg["data"]["routing"]["balance"] = "region"
+    path.write_text(yaml.safe_dump(cfg))
+    with pytest.raises(ConfigError, match="data.routing.balance must be one of pixel, photo"):
+        load_config(path)
+
+
+def test_zoom_out_puts_the_square_in_a_larger_window_weighted_zero(
+    photo_folders, pipeline_yaml, tmp_path
+):
+    cache = build_cache(photo_folders, pipeline_yaml, size=16, cache_root=tmp_path / "c")
+    split = routed_split(cache, 0.3, None)  # every photo pixel weighs 1: the rim shows as 0
+    out = RoutedPhotos(split, split.train, crop=8, train=True, seed=1, crop_scale=(1.5, 1.5))
+    assert out.windows == [24]  # 16 px square in a 24 px window, resized to the 8 px crop
+    for epoch in range(6):
+        sample = out[(epoch, 0)]
+        assert sample["rgb"].shape == (3, 8, 8) and sample["features"].shape == (FEATURES, 1, 1)
+        assert sample["rgb"].min() >= 0.0 and sample["rgb"].max() <= 1.0
+        weight = sample["weight"]
+        assert weight.min() == 0.0 and weight.max() == pytest.approx(1.0)
+        assert 0.25 < weight.mean().item() < 0.75  # the square is (16/24)^2 = 44 % of it
+    mixed = RoutedPhotos(split, split.train, crop=8, train=True, seed=1, crop_scale=(0.5, 1.5))
+    assert mixed.windows == [8, 16, 24]

@@ -112,8 +112,8 @@ def test_each_expert_predicts_colors_that_follow_the_truth(category: str, with_s
         chroma.append((ab.norm(dim=1).mean() / lab[:, 1:].norm(dim=1).mean()).item())
     predicted, true = torch.cat(predicted, 1).numpy(), torch.cat(true, 1).numpy()
     correlation = np.mean([np.corrcoef(predicted[i], true[i])[0, 1] for i in range(2)])
-    assert correlation > 0.12  # measured: people 0.62, birds 0.18, animals 0.24, places 0.31
-    assert 0.5 < np.mean(chroma) < 2.0  # measured 0.93-1.07
+    assert correlation > 0.12  # measured: people 0.76, birds 0.18, animals 0.24, places 0.31
+    assert 0.5 < np.mean(chroma) < 2.0  # measured 0.93-1.10 (people 1.10)
 
 
 def test_shipped_gray_head_brings_gray_routing_closer_to_the_color_answer(with_segmenter) -> None:

@@ -514,7 +514,8 @@ class RoutedPhotos(Dataset):
     """Cached photos as dicts: ``rgb`` (3,c,c) float, ``weight`` (1,c,c) the loss weight of
     each pixel, ``features`` (F,c/8,c/8) float; indexed by ``(epoch, index)`` like
     ``ImageFolderRGB`` so augmentation (a crop on the feature grid, a flip, feature dropout) is
-    a pure function of (seed, epoch, index)."""
+    a pure function of (seed, epoch, index). ``balance="photo"`` rescales each sample's weights
+    to mean 1, so the loss counts every photo once instead of every pixel once."""
 
     def __init__(
         self,
@@ -527,6 +528,7 @@ class RoutedPhotos(Dataset):
         feature_dropout: float = 0.0,
         features: bool = True,
         crop_scale: Sequence[float] | None = None,
+        balance: str = "pixel",
     ) -> None:
         self.split = split
         self.indices = list(indices)
@@ -536,6 +538,7 @@ class RoutedPhotos(Dataset):
         self.context_weight = context_weight
         self.feature_dropout = feature_dropout
         self.features = features
+        self.balance = balance
         self.windows = _windows(split.cache.size, self.crop, crop_scale)
         cache = split.cache
         self._k = None if split.category is None else cache.categories.index(split.category)
@@ -564,11 +567,18 @@ class RoutedPhotos(Dataset):
             window = self.windows[0]
             if len(self.windows) > 1:  # drawn only then, so plain crops keep their streams
                 window = int(rng.choice(self.windows))
-            cells = (size - window) // FEATURE_STRIDE
+            cells = abs(size - window) // FEATURE_STRIDE
             top, left = (int(v) * FEATURE_STRIDE for v in rng.integers(0, cells + 1, size=2))
             flip = bool(rng.random() < 0.5)
             drop = bool(rng.random() < self.feature_dropout)
         s = FEATURE_STRIDE
+        if window > size:  # zoom out: the square at (top, left) in a larger window, its rim
+            # mirrored for the model to look at and weighted 0 (no photo there to learn from)
+            pad = (left, window - size - left, top, window - size - top)
+            rgb = F.pad(rgb[None], pad, mode="reflect")[0]
+            weight = F.pad(weight, pad, value=0.0)
+            feats = F.pad(feats[None], tuple(p // s for p in pad), mode="replicate")[0]
+            top = left = 0
         rgb = rgb[:, top : top + window, left : left + window]
         weight = weight[:, top : top + window, left : left + window]
         feats = feats[:, top // s : (top + window) // s, left // s : (left + window) // s]
@@ -581,6 +591,8 @@ class RoutedPhotos(Dataset):
             rgb, weight, feats = rgb.flip(-1), weight.flip(-1), feats.flip(-1)
         if drop or not self.features:
             feats = torch.zeros_like(feats)
+        if self.balance == "photo":
+            weight = weight / weight.mean().clamp_min(1e-6)
         sample = {"rgb": rgb.contiguous(), "weight": weight.contiguous()}
         if self.features:
             sample["features"] = feats.contiguous()
@@ -598,11 +610,12 @@ class RoutedPhotos(Dataset):
 
 def _windows(size: int, crop: int, crop_scale: Sequence[float] | None) -> list[int]:
     """Window sides (multiples of the feature stride) a training crop is cut at before being
-    resized to ``crop``: ``crop_scale`` (low, high) as fractions of the cached square."""
+    resized to ``crop``: ``crop_scale`` (low, high) as fractions of the cached square; above 1
+    the window is larger than the square (zoom out: things smaller than in any photo)."""
     if crop_scale is None:
         return [crop]
     low, high = crop_scale
-    sides = range(FEATURE_STRIDE, size + 1, FEATURE_STRIDE)
+    sides = range(FEATURE_STRIDE, int(high * size + 1e-6) + 1, FEATURE_STRIDE)
     return [w for w in sides if low * size - 1e-6 <= w <= high * size + 1e-6] or [crop]
 
 

@@ -73,10 +73,15 @@ ROUTING_DEFAULTS: dict[str, Any] = {
     # colors: 1 if the photo's own colors (DCD of the category's pixels) belong to the profile
     "profiles": None,  # profile_from colors: the profiles file (configs/profiles/places.yaml)
     "context_weight": 0.1,  # loss weight of the pixels routed elsewhere (context still seen)
+    # pixel: the loss averages over all pixels of a batch (a close-up outweighs a small figure);
+    # photo: each crop's weights rescaled to mean 1, so every photo counts once, as regions do
+    # in the evaluation (a small figure in a street as much as a portrait)
+    "balance": "pixel",
     "min_weight": 0.02,  # photos giving the category less (mean weight) are not used
     "feature_dropout": 0.1,  # share of samples trained without features (no-router fallback)
     "crop_scale": None,  # [low, high]: crops cut from windows of that share of the cached
-    # square's side (multiples of 8 px) and resized to data.size: scale jitter; None: plain
+    # square's side (multiples of 8 px) and resized to data.size: scale jitter; None: plain;
+    # above 1 (up to 1.5) the square sits in a larger, mirrored window weighted 0 (zoom out)
     "cache_size": 112,  # the cache's square photos; data.size crops them
     "cache_dir": None,  # default $SEGCOLOR_CACHE_DIR, else ~/.cache/segcolor/train
 }
@@ -98,6 +103,7 @@ TASKS = ("expert", "profile_classifier")
 CLASSIFIER_LOSS_KINDS = ("cross_entropy",)
 SCHEDULERS = ("cosine", "step")
 PRIORS = ("own", "all")
+BALANCES = ("pixel", "photo")
 HEADS = ("regression", "classification")
 AMP_MODES = ("auto", "bf16", "fp16", "off")
 
@@ -282,15 +288,17 @@ def _check_routing(cfg: dict[str, Any], path: Path) -> None:
     _number(cfg, "data.routing.cache_size", int, path, 16, 1024)
     if data["routing"]["cache_size"] % 8:
         raise ConfigError("data.routing.cache_size must be a multiple of 8", path)
+    _choice(data["routing"]["balance"], BALANCES, "data.routing.balance", path)
     scale = data["routing"]["crop_scale"]
     if scale is not None and not (
         isinstance(scale, list | tuple)
         and len(scale) == 2
         and all(isinstance(v, int | float) for v in scale)
-        and 0.0 < scale[0] <= scale[1] <= 1.0
+        and 0.0 < scale[0] <= scale[1] <= 1.5
     ):
         raise ConfigError(
-            f"data.routing.crop_scale must be [low, high] with 0 < low <= high <= 1, not {scale!r}",
+            "data.routing.crop_scale must be [low, high] with 0 < low <= high <= 1.5, "
+            f"not {scale!r}",
             path,
         )
     classifier = data["routing"]["classifier"]

@@ -458,7 +458,11 @@ def make_loaders(
         routing = cfg["data"]["routing"]
         arch_cfg = {**default_cfg(cfg["model"]["arch"]), **cfg["model"]}  # no model to build
         features = bool(arch_cfg.get("feature_channels"))
-        options = {"context_weight": routing["context_weight"], "features": features}
+        options = {
+            "context_weight": routing["context_weight"],
+            "features": features,
+            "balance": routing["balance"],
+        }
         train_set: Dataset = RoutedPhotos(
             split, split.train, size, True, seed,
             feature_dropout=routing["feature_dropout"], crop_scale=routing["crop_scale"],
