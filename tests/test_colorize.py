@@ -154,6 +154,16 @@ def test_output_equal_to_input_is_refused(tmp_path, expert_path, capsys):
     assert code == 2 and (tmp_path / "photo.png").read_bytes() == before
 
 
+def test_missing_input_is_one_line_before_any_work(tmp_path, expert_path, capsys):
+    Image.fromarray(color_image(16, 16)).save(tmp_path / "photo.png")
+    out = tmp_path / "out"
+    args = ["colorize", str(tmp_path / "photo.png"), str(tmp_path / "typo.png"), "-o", str(out)]
+    code = main([*args, "--expert", str(expert_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert "typo.png: no such file or folder" in err and not out.exists()
+
+
 @pytest.mark.parametrize("kind", ["missing", "junk"])
 def test_bad_checkpoint_is_one_line(tmp_path, kind, capsys):
     Image.fromarray(color_image(16, 16)).save(tmp_path / "photo.png")

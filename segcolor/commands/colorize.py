@@ -113,6 +113,9 @@ def plan_outputs(
     """Map every input image to its output path; refuse anything that would overwrite an input.
     Returns (source, path relative to its input root, output) triples and the output folder
     (None for one file in, one file out)."""
+    for item in inputs:  # a typo is reported before any photo is colorized, not as a failed row
+        if not Path(item).exists():
+            raise SegcolorError("no such file or folder", item)
     pairs = iter_inputs(inputs)
     if not pairs:
         raise SegcolorError(f"no images found in {', '.join(inputs)}")
