@@ -70,6 +70,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush cannot fail
         return 1
+    except OSError as err:
+        if err.filename is None:  # not about a path the user gave: a bug, keep the traceback
+            raise
+        if args.debug:
+            traceback.print_exc()
+        # an output folder that cannot be made, a read-only place: the user's to fix
+        print(f"segcolor: error: {err.filename}: {err.strerror or err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

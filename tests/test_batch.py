@@ -281,3 +281,22 @@ def test_manifest_into_a_closed_pipe_is_quiet(tmp_path, expert_path):
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 1
     assert "Traceback" not in err and "BrokenPipe" not in err
+
+
+def test_a_rerun_with_other_settings_is_refused_until_overwrite(tmp_path, expert_path, capsys):
+    (tmp_path / "in").mkdir()
+    Image.fromarray(color_image(40, 48)).save(tmp_path / "in" / "a.png")
+    out = tmp_path / "out"
+    assert colorize(tmp_path / "in", out, expert_path) == 0
+    first = outputs(out)
+    capsys.readouterr()
+    # another working size would mix two kinds of output in one folder: refused, nothing redone
+    assert colorize(tmp_path / "in", out, expert_path, "--working-size", 16) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "other settings (working_size None -> 16)" in err
+    assert outputs(out) == first
+    # --overwrite redoes the photos with the new settings, which a plain rerun then keeps
+    assert colorize(tmp_path / "in", out, expert_path, "--working-size", 16, "--overwrite") == 0
+    assert outputs(out) != first
+    assert colorize(tmp_path / "in", out, expert_path, "--working-size", 16) == 0
+    assert "1 of 1 images already done" in capsys.readouterr().err

@@ -164,6 +164,38 @@ def test_missing_input_is_one_line_before_any_work(tmp_path, expert_path, capsys
     assert "typo.png: no such file or folder" in err and not out.exists()
 
 
+@pytest.mark.parametrize(
+    ("inputs", "output", "message"),
+    [
+        (1, "out.xyz", "unsupported output extension '.xyz'"),
+        (1, "out.gif", "unsupported output extension '.gif'"),
+        (2, "out.png", "several images need an output folder, not an image file name"),
+        (1, "photo0.png/out.png", "cannot write here"),  # a file where a folder should be
+        (2, "photo0.png/out", "photo0.png"),
+    ],
+)
+def test_unusable_output_is_one_line(tmp_path, expert_path, capsys, inputs, output, message):
+    photos = [tmp_path / f"photo{i}.png" for i in range(inputs)]
+    for photo in photos:
+        Image.fromarray(color_image(16, 16)).save(photo)
+    before = sorted(tmp_path.rglob("*"))
+    code = main(
+        ["colorize", *map(str, photos), "-o", str(tmp_path / output), "--expert", str(expert_path)]
+    )
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("segcolor:")]
+    assert code in (1, 2) and message in err[0] and "Traceback" not in "".join(err)
+    assert "unexpected error" not in err[0] and ".tmp" not in err[0]
+    assert sorted(tmp_path.rglob("*")) == before  # nothing written, no stray temporaries
+
+
+def test_one_photo_into_an_existing_folder_with_a_dot(tmp_path, expert_path):
+    Image.fromarray(color_image(16, 16)).save(tmp_path / "photo.png")
+    (tmp_path / "scans.png").mkdir()  # a folder, whatever its name says
+    args = ["colorize", str(tmp_path / "photo.png"), "-o", str(tmp_path / "scans.png")]
+    assert main([*args, "--expert", str(expert_path)]) == 0
+    assert Image.open(tmp_path / "scans.png" / "photo.png").size == (16, 16)
+
+
 @pytest.mark.parametrize("kind", ["missing", "junk"])
 def test_bad_checkpoint_is_one_line(tmp_path, kind, capsys):
     Image.fromarray(color_image(16, 16)).save(tmp_path / "photo.png")

@@ -149,8 +149,12 @@ class Manifest:
                 handle.write(json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n")
 
 
-def start_row(engine: str, jobs: int, total: int, todo: int) -> dict[str, Any]:
-    return {
+def start_row(
+    engine: str, jobs: int, total: int, todo: int, settings: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A run marker; ``settings`` (what decides the colors: models, working size, routing
+    edits) lets a later run into the same folder tell whether its outputs would match."""
+    row = {
         "event": "start",
         "format": FORMAT,
         "time": round(time.time(), 3),
@@ -159,6 +163,18 @@ def start_row(engine: str, jobs: int, total: int, todo: int) -> dict[str, Any]:
         "total": total,
         "todo": todo,
     }
+    if settings is not None:
+        row["settings"] = settings
+    return row
+
+
+def last_settings(rows: Iterable[dict[str, Any]]) -> dict[str, Any] | None:
+    """The settings of the latest run that recorded them (None before any)."""
+    found = None
+    for row in rows:
+        if row.get("event") == "start" and "settings" in row:
+            found = row["settings"]
+    return found
 
 
 def end_row(done: int, failed: int, skipped: int) -> dict[str, Any]:

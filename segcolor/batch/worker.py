@@ -50,11 +50,13 @@ def task(index: int, source: Path, rel_input: Path, out_root: Path, dest: Path) 
     }
 
 
-def reason_of(err: BaseException) -> str:
-    """The one-line reason, without the file name the row already has."""
+def reason_of(err: BaseException, source: str | Path | None = None) -> str:
+    """The one-line reason, without the file name the row already has (``source``); an error
+    about another file (the output) keeps that file's name."""
     if isinstance(err, SegcolorError):
         text = str(err)
-        if err.path is not None and text.startswith(f"{err.path}: "):
+        about_source = source is None or err.path == Path(source)
+        if err.path is not None and about_source and text.startswith(f"{err.path}: "):
             text = text[len(f"{err.path}: ") :]
         return text
     first = str(err).splitlines()[0] if str(err) else ""
@@ -111,6 +113,7 @@ class Colorizer:
 
         row = {k: item[k] for k in ("input", "output")}
         row["_start"], row["_dest"] = time.perf_counter(), item["dest"]
+        row["_source"] = item["source"]
         source = Path(item["source"])
         try:
             row.update(file_identity(source))
@@ -147,7 +150,7 @@ class Colorizer:
     def _failed(self, row: dict[str, Any], err: BaseException) -> dict[str, Any]:
         if self.options.debug:
             traceback.print_exc(file=sys.stderr)
-        row["status"], row["error"] = "error", reason_of(err)
+        row["status"], row["error"] = "error", reason_of(err, row.get("_source"))
         row.pop("routing", None)
         return row
 
@@ -157,6 +160,7 @@ class Colorizer:
         row["time"] = round(time.time(), 3)
         row["worker"] = os.getpid()
         row.pop("_dest", None)
+        row.pop("_source", None)
         return row
 
     def run(self, item: dict[str, Any]) -> dict[str, Any]:

@@ -19,7 +19,14 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from segcolor.batch.manifest import Manifest, end_row, latest_photos, start_row, unchanged
+from segcolor.batch.manifest import (
+    Manifest,
+    end_row,
+    last_settings,
+    latest_photos,
+    start_row,
+    unchanged,
+)
 from segcolor.batch.worker import Options, task
 from segcolor.errors import SegcolorError
 from segcolor.io.images import IMAGE_EXTENSIONS, OUTPUT_FORMATS, iter_inputs
@@ -120,14 +127,24 @@ def plan_outputs(
     if not pairs:
         raise SegcolorError(f"no images found in {', '.join(inputs)}")
     out = Path(output)
-    single_file = (
-        len(pairs) == 1 and not Path(inputs[0]).is_dir() and out.suffix.lower() in IMAGE_EXTENSIONS
-    )
+    one_file = len(pairs) == 1 and not Path(inputs[0]).is_dir()
+    names_a_file = bool(out.suffix) and not out.is_dir()
+    if names_a_file and out.suffix.lower() not in OUTPUT_FORMATS:
+        if one_file or out.suffix.lower() in IMAGE_EXTENSIONS:
+            raise SegcolorError(
+                f"unsupported output extension {out.suffix!r} (use one of "
+                f"{', '.join(sorted(OUTPUT_FORMATS))}, or an existing folder)",
+                out,
+            )
+        names_a_file = False  # a folder with a dot in its name ("scans.1952")
+    if names_a_file and not one_file:
+        raise SegcolorError("several images need an output folder, not an image file name", out)
+    single_file = one_file and names_a_file
     if single_file:
         plan = [(pairs[0][0], pairs[0][1], out)]
     else:
         if out.exists() and not out.is_dir():
-            raise SegcolorError("several images need an output folder, but it is a file", out)
+            raise SegcolorError("exists and is not a folder (outputs go into a folder)", out)
         plan = []
         for src, rel in pairs:
             suffix = f".{fmt}" if fmt else rel.suffix.lower()
@@ -181,7 +198,20 @@ def run(args: argparse.Namespace) -> int:
     manifest = Manifest.of(folder)
     manifest.open()  # also the folder's lock: one batch writes into it at a time
     try:
-        latest = {} if args.overwrite else latest_photos(manifest.rows())
+        rows = manifest.rows()
+        latest = {} if args.overwrite else latest_photos(rows)
+        previous = last_settings(rows)
+        if latest and previous is not None and previous != settings_of(options):
+            changed = ", ".join(
+                f"{key} {previous.get(key)} -> {value}"
+                for key, value in settings_of(options).items()
+                if previous.get(key) != value
+            )
+            raise SegcolorError(
+                f"holds photos colorized with other settings ({changed}); pass --overwrite to "
+                "redo them, or choose another -o",
+                folder,
+            )
         tasks = []
         for index, (src, rel, dst) in enumerate(plan):
             row = latest.get(dst.relative_to(folder).as_posix())
@@ -193,6 +223,21 @@ def run(args: argparse.Namespace) -> int:
         return Batch(args, options, tasks, total=len(plan), manifest=manifest).run()
     finally:
         manifest.close()
+
+
+def settings_of(options: Options) -> dict[str, object]:
+    """What decides a batch's colors, as recorded in its manifest: a rerun into the same folder
+    with other models, working size or routing edits would mix two kinds of output."""
+
+    def where(path: str | None) -> str | None:
+        return None if path is None else str(Path(path).resolve())
+
+    return {
+        "pipeline": where(options.pipeline) if options.expert is None else None,
+        "expert": where(options.expert),
+        "working_size": options.working_size,
+        "routing": where(options.routing),
+    }
 
 
 def remove_temporaries(tasks: list[dict]) -> None:
@@ -248,7 +293,13 @@ class Batch:
             )
         if self.manifest is not None:
             self.manifest.append(
-                start_row(self.args.engine, self.args.jobs, self.total, len(self.tasks))
+                start_row(
+                    self.args.engine,
+                    self.args.jobs,
+                    self.total,
+                    len(self.tasks),
+                    settings_of(self.options),
+                )
             )
         self.progress = tqdm(
             total=len(self.tasks),
