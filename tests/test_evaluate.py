@@ -351,3 +351,56 @@ def test_recorded_command_holds_no_machine_paths(tmp_path, monkeypatch):
     assert line == "segcolor evaluate $SEGCOLOR_SHARED_DIR/'data/my photos' -o out/q --threads 1"
     assert str(tmp_path) not in line
     assert portable_path("/elsewhere/x.yaml") == "/elsewhere/x.yaml"  # not ours to rewrite
+
+
+def test_cli_refuses_results_among_the_photos(
+    tmp_path: Path, pipeline_yaml: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Results inside a DATA folder would be evaluated as photos next time: refused up front."""
+    data = tmp_path / "ev"
+    data.mkdir()
+    for i in range(3):
+        _save(data / f"p{i}.png", color_image(24, 32, seed=i))
+    base = ["evaluate", str(data), "--pipeline", str(pipeline_yaml), "--device", "cpu", "--quiet"]
+    for out in (data, data / "results"):
+        assert main([*base, "-o", str(out)]) == 2
+        assert capsys.readouterr().err == (
+            f"segcolor: error: {out}: the results would be written among the photos of {data}; "
+            "choose another -o\n"
+        )
+    assert sorted(p.name for p in data.iterdir()) == ["p0.png", "p1.png", "p2.png"]
+    # a photo given as a file, where the contact sheet would go
+    (tmp_path / "res").mkdir()
+    sheet = _save(tmp_path / "res" / "contact_sheet.png", color_image(24, 32))
+    before = sheet.read_bytes()
+    argv = ["evaluate", str(sheet), "-o", str(sheet.parent), "--pipeline", str(pipeline_yaml)]
+    assert main(argv) == 2
+    assert "contact_sheet.png: output would overwrite an input" in capsys.readouterr().err
+    assert sheet.read_bytes() == before
+
+
+def test_cli_names_what_left_no_photos_for_the_sheet_or_at_all(
+    tmp_path: Path, pipeline_yaml: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "ev"
+    data.mkdir()
+    for i in range(3):
+        _save(data / f"p{i}.png", color_image(24, 32, seed=i))
+    base = ["evaluate", str(data), "-o", str(tmp_path / "out"), "--pipeline", str(pipeline_yaml)]
+    base += ["--device", "cpu", "--quiet", "--baselines", "gray"]
+    assert main([*base, "--sheet-photos", "p1, nope.jpg"]) == 2
+    assert capsys.readouterr().err == (
+        "segcolor: error: nope.jpg: --sheet-photos names a photo that is not among the 3 "
+        "evaluated\n"
+    )
+    assert main([*base, "--skip", "10"]) == 2
+    assert capsys.readouterr().err == (
+        f"segcolor: error: --skip 10 left no photos (applied to each DATA: {data} has 3)\n"
+    )
+    assert main([*base, "--skip", "3", "--limit", "2"]) == 2
+    assert "--skip 3 --limit 2 left no photos" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main([*base[:1], str(empty), *base[2:], "--skip", "1"]) == 2
+    assert capsys.readouterr().err == f"segcolor: error: no photos found in {empty}\n"

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from segcolor.cli import main as cli
 from segcolor.commands import inspect as inspect_command
 from segcolor.errors import SegcolorError
 
@@ -104,3 +105,23 @@ def test_real_photo_with_a_person_and_a_dog(
     assert 0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height
     result = np.asarray(Image.open(out / "colorized.png"))
     assert result.shape == (height, width, 3)
+
+
+@pytest.mark.parametrize("name", ["overlay.png", "colorized.png", "expert_people.png"])
+def test_inspect_refuses_to_overwrite_its_photo(
+    tmp_path: Path, expert_dir: Path, name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A photo named like a report file, inspected into its own folder, is kept, before work."""
+    report = tmp_path / "report"
+    report.mkdir()
+    Image.fromarray(color_image(24, 32)).save(report / name)
+    before = (report / name).read_bytes()
+    pipeline = write_yaml(tmp_path, expert_dir, segmenter="test_thirds")
+    argv = ["inspect", str(report / name), "-o", str(report), "--pipeline", str(pipeline)]
+    assert cli([*argv, "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"segcolor: error: {report / name}: output would overwrite an input; choose another -o\n"
+    )
+    assert (report / name).read_bytes() == before
+    assert [p.name for p in report.iterdir()] == [name]  # nothing else written either

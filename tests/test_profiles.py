@@ -197,6 +197,47 @@ def test_fit_is_deterministic_given_the_seed(fitted: Path, photos: Path, tmp_pat
     assert [line for line in again.read_text().splitlines() if "sheet:" not in line] == strip
 
 
+def test_fit_checks_its_outputs_before_fitting(
+    photos: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """--sheets or -o where a folder cannot be: a one-line error at once, not after the fit."""
+    small = tmp_path / "small.png"
+    small.write_bytes(b"a photo")
+    out = tmp_path / "prof3.yaml"
+    argv = ["profiles", "fit", str(photos), "--k", "2", "-o", str(out), "--workers", "0"]
+    for sheets, bad in ((small, small), (small / "sheets", small)):
+        assert cli([*argv, "--sheets", str(sheets)]) == 2
+        err = capsys.readouterr().err
+        assert err == f"segcolor: error: {bad}: a folder is needed here, but this is a file\n"
+    assert cli([*argv[:-4], "-o", str(small / "p.yaml")]) == 2
+    assert "small.png: a folder is needed here" in capsys.readouterr().err
+    assert small.read_bytes() == b"a photo" and not out.exists()
+    # the sheets inside the photos' folder would be fitted next time
+    assert cli([*argv, "--sheets", str(photos / "sheets")]) == 2
+    assert "the contact sheets would land among the photos of" in capsys.readouterr().err
+    assert not (photos / "sheets").exists()
+
+
+def test_fit_is_saved_before_the_sheets(
+    photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """A contact sheet that cannot be written does not lose the fit."""
+    from segcolor.errors import SegcolorError
+    from segcolor.profiles import sheets
+
+    def fail(path: Path, sheet: Image.Image) -> Path:
+        raise SegcolorError("cannot write here (No space left on device)", path)
+
+    monkeypatch.setattr(sheets, "write_sheet", fail)
+    out = tmp_path / "prof.yaml"
+    argv = ["profiles", "fit", str(photos), "--k", "3", "-o", str(out), "--workers", "0"]
+    assert cli(argv) == 2
+    assert "No space left on device" in capsys.readouterr().err
+    profiles = load_profiles(out)
+    assert len(profiles.profiles) == 3
+    assert all(p.sheet.startswith("prof_sheets/") for p in profiles.profiles)
+
+
 def test_show_prints_a_summary(fitted: Path, capsys: pytest.CaptureFixture) -> None:
     assert cli(["profiles", "show", str(fitted)]) == 0
     out = capsys.readouterr().out

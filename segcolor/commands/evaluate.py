@@ -12,6 +12,7 @@ import argparse
 import shlex
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from segcolor.commands import add_pipeline_arguments, check_working_size
 from segcolor.errors import SegcolorError
@@ -19,6 +20,7 @@ from segcolor.paths import SHARED_ENV, portable_path
 
 HELP = "measure colorization quality against color photos (PSNR, SSIM, ΔE2000, AuC, ...)"
 BASELINES = "gray,general,experts,merged,oracle"  # segcolor.evaluate.methods.DEFAULT_BASELINES
+OUTPUT_FILES = ("results.md", "results.csv", "per_photo.csv", "contact_sheet.png")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -103,6 +105,25 @@ def _check(args: argparse.Namespace) -> None:
     out = Path(args.output)
     if out.exists() and not out.is_dir():
         raise SegcolorError("the results need a folder, but this is a file", out)
+    _check_output_apart(args.data, out)
+
+
+def _check_output_apart(data: list[str], out: Path) -> None:
+    """Refuse results among the photos: the next run would evaluate its own contact sheet as a
+    photo, and a photo could be replaced."""
+    target = out.resolve()
+    for item in map(Path, data):
+        source = item.resolve()
+        if item.is_dir() and target.is_relative_to(source):
+            raise SegcolorError(
+                f"the results would be written among the photos of {item}; choose another -o",
+                out,
+            )
+        for name in OUTPUT_FILES:
+            if (out / name).resolve() == source:
+                raise SegcolorError(
+                    "output would overwrite an input; choose another -o", out / name
+                )
 
 
 def _quote(arg: str) -> str:
@@ -154,8 +175,14 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     refs = find_photos(args.data, held_out=args.held_out, limit=args.limit, skip=args.skip)
     if not refs:
-        where = " held out" if args.held_out else ""
-        raise SegcolorError(f"no{where} photos found in {', '.join(args.data)}")
+        _no_photos(args)
+    sheet_photos = [s.strip() for s in (args.sheet_photos or "").split(",") if s.strip()]
+    known = {n for ref in refs for n in (ref.path.name, ref.path.stem)}
+    for name in sheet_photos:
+        if name not in known:
+            raise SegcolorError(
+                f"--sheet-photos names a photo that is not among the {len(refs)} evaluated", name
+            )
     pipeline = Pipeline.load(
         args.pipeline, device=args.device, working_size=args.working_size, require_router=True
     )
@@ -173,7 +200,6 @@ def run(args: argparse.Namespace) -> int:
             general_path, device=pipeline.device, working_size=pipeline.working_size
         )
     methods = Methods(pipeline, names, general)
-    sheet_photos = [s.strip() for s in (args.sheet_photos or "").split(",") if s.strip()]
     results = evaluate(
         refs, methods, sheet=args.sheet, sheet_photos=sheet_photos, progress=not args.quiet
     )
@@ -210,3 +236,16 @@ def run(args: argparse.Namespace) -> int:
         )
         return 1
     return 0
+
+
+def _no_photos(args: argparse.Namespace) -> NoReturn:
+    """Why nothing is left to evaluate: no photos at all, or --skip/--limit went past them."""
+    from segcolor.evaluate.datasets import find_photos
+
+    where = " held out" if args.held_out else ""
+    counts = [len(find_photos([d], held_out=args.held_out)) for d in args.data]
+    if not any(counts):
+        raise SegcolorError(f"no{where} photos found in {', '.join(args.data)}")
+    picked = f"--skip {args.skip}" + (f" --limit {args.limit}" if args.limit else "")
+    found = ", ".join(f"{d} has {n}{where}" for d, n in zip(args.data, counts, strict=True))
+    raise SegcolorError(f"{picked} left no photos (applied to each DATA: {found})")

@@ -21,6 +21,10 @@ if TYPE_CHECKING:
     from segcolor.pipeline import Pipeline
 
 HELP = "show which expert colors which region of a photo (writes an HTML report)"
+# what write_inspection / write_timeline write (expert_*/weights_* take a category name)
+REPORT_FILES = ("routing.json", "overlay.png", "colorized.png", "index.html")
+PER_EXPERT_FILES = ("expert_*.png", "weights_*.png")
+TIMELINE_FILES = ("timeline.json", "timeline.png")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.output)
     if out.exists() and not out.is_dir():
         raise SegcolorError("the report needs a folder, but this is a file", out)
+    _check_input_kept(Path(args.photo), out)
     check_working_size(args)
     from segcolor.pipeline import Pipeline  # heavy imports only when there is work to do
     from segcolor.report import write_inspection
@@ -57,6 +62,23 @@ def run(args: argparse.Namespace) -> int:
     print(f"{Path(args.photo).name}: {summary}")
     print(f"segcolor: report in {files['index']}", file=sys.stderr)
     return 0
+
+
+def _check_input_kept(photo: Path, out: Path) -> None:
+    """Refuse, before any work, a report that would replace its own input (as ``colorize``
+    does): the user's photo is worth more than a report about it."""
+    source = photo.resolve()
+    names = [*REPORT_FILES, *TIMELINE_FILES]
+    if out.is_dir():  # an existing expert_*.png can only be an input if it is already there
+        names += [f.name for pattern in PER_EXPERT_FILES for f in out.glob(pattern)]
+    for name in names:
+        target = (out / name).resolve()
+        if target == source:
+            raise SegcolorError("output would overwrite an input; choose another -o", out / name)
+    if photo.is_dir() and out.resolve() == source:
+        raise SegcolorError(
+            "the timeline would be written among the frames it reads; choose another -o", out
+        )
 
 
 def _is_video(path: Path) -> bool:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from segcolor.errors import SegcolorError
 
 if TYPE_CHECKING:
-    from segcolor.profiles.store import ProfileSet
+    from segcolor.profiles.store import Profile, ProfileSet
 
 HELP = "color profiles: fit them to photos (dominant colors + K-means), or show a profiles file"
 
@@ -99,6 +99,11 @@ def _fit(args: argparse.Namespace) -> int:
     out = Path(args.output)
     if out.suffix.lower() not in (".yaml", ".yml"):
         raise SegcolorError("the profiles file must end in .yaml", out)
+    if out.is_dir():
+        raise SegcolorError("the profiles file is a folder here; choose another -o", out)
+    sheets = Path(args.sheets) if args.sheets else out.parent / f"{out.stem}_sheets"
+    for folder in (out.parent, sheets):  # checked now, not after a fit of many minutes
+        _check_folder(folder)
     # see segcolor.commands.train: spinning OpenMP threads collapse on a shared CPU
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from segcolor.io.images import find_images
@@ -111,6 +116,13 @@ def _fit(args: argparse.Namespace) -> int:
     for root in roots:
         if not root.is_dir():
             raise SegcolorError("not a folder of photos", root)
+        if sheets.resolve().is_relative_to(root.resolve()):
+            # the sheets would be fitted as photos next time, and could replace one
+            raise SegcolorError(
+                f"the contact sheets would land among the photos of {root}; choose another "
+                "--sheets (or -o)",
+                sheets,
+            )
     files = sorted({f for root in roots for f in find_images(root)})
     if not files:
         raise SegcolorError(f"no photos found in {', '.join(args.data)}")
@@ -127,19 +139,33 @@ def _fit(args: argparse.Namespace) -> int:
         settings={"val_fraction": args.val_fraction},
     )
     profiles = result.profiles
-    sheets = Path(args.sheets) if args.sheets else out.parent / f"{out.stem}_sheets"
+    for profile in profiles.profiles:
+        profile.sheet = Path(os.path.relpath(_sheet(sheets, profile), out.parent)).as_posix()
+    profiles.save(out)  # the fit first: a sheet that cannot be written must not lose it
+    print(summary(profiles))
     for profile in profiles.profiles:
         members = [common / m for m in profile.members[: args.per_sheet]]
-        path = write_sheet(sheets / f"{profile.name}.png", render_sheet(profile, members))
-        profile.sheet = Path(os.path.relpath(path, out.parent)).as_posix()
-    profiles.save(out)
-    print(summary(profiles))
+        write_sheet(_sheet(sheets, profile), render_sheet(profile, members))
     print(
         f"segcolor: wrote {out} and {len(profiles.profiles)} contact sheets in {sheets} "
         f"({result.seconds:.0f} s)",
         file=sys.stderr,
     )
     return 0
+
+
+def _check_folder(folder: Path) -> None:
+    """A folder to write into must be one, or be creatable: no file in its place or above."""
+    for path in (folder, *folder.parents):
+        if path.exists():
+            if not path.is_dir():
+                raise SegcolorError("a folder is needed here, but this is a file", path)
+            return
+
+
+def _sheet(folder: Path, profile: Profile) -> Path:
+    """Where a profile's contact sheet goes (recorded in the YAML before it is drawn)."""
+    return folder / f"{profile.name}.png"
 
 
 def summary(profiles: ProfileSet) -> str:
