@@ -200,6 +200,14 @@ def test_manifest_command_summarizes(tmp_path, expert_path, capsys):
         assert any(path.name in line and fragment in line for line in text.splitlines())
     assert main(["manifest", str(tmp_path / "in")]) == 2  # no manifest: one line
     assert "no batch manifest" in capsys.readouterr().err
+    assert main(["manifest", str(out / MANIFEST_NAME)]) == 0  # the file names its folder
+    assert capsys.readouterr().out == text
+    assert main(["manifest", str(tmp_path / "nope")]) == 2
+    assert "nope: no such folder" in capsys.readouterr().err
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / MANIFEST_NAME).write_text("not json\n")
+    assert main(["manifest", str(tmp_path / "junk")]) == 2
+    assert "not a readable batch manifest" in capsys.readouterr().err
 
 
 def test_manifest_counts_photos_per_category(tmp_path, capsys):

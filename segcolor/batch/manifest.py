@@ -193,10 +193,17 @@ def end_row(done: int, failed: int, skipped: int) -> dict[str, Any]:
 def summarize(out: str | Path) -> str:
     """What ``segcolor manifest OUT/`` prints: counts, failures, throughput, photos per
     category (a category counts a photo where it covers at least 1 % of it)."""
+    out = Path(out)
+    if out.is_file() and out.name == MANIFEST_NAME:  # the manifest itself: its folder is meant
+        out = out.parent
+    if not out.exists():
+        raise SegcolorError("no such folder", out)
     manifest = Manifest.of(out)
     if not manifest.path.is_file():
         raise SegcolorError(f"no batch manifest here ({MANIFEST_NAME})", out)
     rows = manifest.rows()
+    if not rows:
+        raise SegcolorError("not a readable batch manifest (no complete JSON rows)", manifest.path)
     latest = latest_photos(rows)
     done = [r for r in latest.values() if r["status"] == "done"]
     failed = [r for r in latest.values() if r["status"] != "done"]
