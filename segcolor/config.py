@@ -14,6 +14,8 @@ from segcolor.errors import ConfigError
 def load_yaml(path: str | Path) -> dict[str, Any]:
     """Parse a YAML mapping; any problem becomes a ``ConfigError`` naming the file and line."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError("is a folder; give the config's YAML file", path)
     if not path.is_file():
         raise ConfigError("config file not found", path)
     try:

@@ -137,6 +137,14 @@ def test_config_errors_are_one_line(tmp_path: Path, text: str, fragment: str) ->
     assert str(path) in message
 
 
+def test_a_folder_or_a_missing_file_as_config_is_one_line(tmp_path: Path) -> None:
+    for path, fragment in ((tmp_path, "is a folder; give the config's YAML file"),
+                           (tmp_path / "nope.yaml", "config file not found")):  # fmt: skip
+        with pytest.raises(ConfigError) as err:
+            load_pipeline_config(path)
+        assert str(err.value) == f"{path}: {fragment}"
+
+
 def test_unknown_class_is_checked_against_the_segmenter(tmp_path: Path) -> None:
     config = load_pipeline_config(write(tmp_path, GOOD.replace("[cat, dog]", "[cat, dgo]")))
     with pytest.raises(ConfigError) as err:

@@ -463,6 +463,10 @@ def test_cli_video_and_inspect_timeline(
     assert capsys.readouterr().err.strip() == (
         "segcolor: error: color-alpha must be in (0, 1], got 0.0"
     )
+    assert main([*args, "--cut-threshold", "2"]) == 2  # a cut score is at most 1: never cuts
+    assert capsys.readouterr().err.strip() == (
+        "segcolor: error: cut-threshold must be in (0, 1], got 2.0"
+    )
 
     report = tmp_path / "report"
     assert main(["inspect", str(clip), "-o", str(report), "--pipeline", str(pipeline_yaml)]) == 0

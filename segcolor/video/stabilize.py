@@ -56,8 +56,8 @@ class StabilizerOptions:
             value = getattr(self, name)
             if not 0.0 < value <= 1.0:
                 raise ValueError(f"{name} must be in (0, 1], got {value}")
-        if self.cut_threshold <= 0:
-            raise ValueError(f"cut_threshold must be positive, got {self.cut_threshold}")
+        if not 0.0 < self.cut_threshold <= 1.0:  # cut scores lie in [0, 1]; 1 never cuts
+            raise ValueError(f"cut_threshold must be in (0, 1], got {self.cut_threshold}")
         if self.flow_preset not in PRESETS:
             raise ValueError(f"flow_preset must be one of {', '.join(PRESETS)}")
         if self.flow_tolerance <= 0 or self.lightness_tolerance <= 0:
