@@ -257,9 +257,15 @@ def test_ray_engine_gives_the_local_rows_and_bytes(tmp_path, expert_path):
 def test_bad_flags_are_one_line_errors(tmp_path, expert_path, capsys):
     Image.fromarray(color_image(16, 16)).save(tmp_path / "a.png")
     assert colorize(tmp_path / "a.png", tmp_path / "o", expert_path, "--jobs", "0") == 2
+    assert colorize(tmp_path / "a.png", tmp_path / "o", expert_path, "--threads", "0") == 2
+    assert colorize(tmp_path / "a.png", tmp_path / "o", expert_path, "--working-size", "8") == 2
     assert colorize(tmp_path / "a.png", tmp_path / "o", expert_path, "--address", "auto") == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 2 and "--jobs" in err and "--address needs --engine ray" in err
+    assert capsys.readouterr().err.splitlines() == [
+        "segcolor: error: --jobs must be at least 1, got 0",
+        "segcolor: error: --threads must be at least 1, got 0",
+        "segcolor: error: --working-size must be at least 16, got 8",
+        "segcolor: error: --address needs --engine ray",
+    ]
 
 
 @pytest.mark.parametrize("engine", ["local", "ray"])

@@ -25,5 +25,9 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def check_working_size(args: argparse.Namespace) -> None:
-    if args.working_size is not None and args.working_size < 16:
-        raise SegcolorError(f"--working-size must be at least 16, got {args.working_size}")
+    from segcolor.router.categories import MIN_WORKING_SIZE
+
+    if args.working_size is not None and args.working_size < MIN_WORKING_SIZE:
+        raise SegcolorError(
+            f"--working-size must be at least {MIN_WORKING_SIZE}, got {args.working_size}"
+        )

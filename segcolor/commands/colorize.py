@@ -28,6 +28,7 @@ from segcolor.batch.manifest import (
     unchanged,
 )
 from segcolor.batch.worker import Options, task
+from segcolor.commands import check_working_size
 from segcolor.errors import SegcolorError
 from segcolor.io.images import IMAGE_EXTENSIONS, OUTPUT_FORMATS, iter_inputs
 
@@ -165,18 +166,16 @@ def plan_outputs(
 def run(args: argparse.Namespace) -> int:
     if args.show_routing and args.expert:
         raise SegcolorError("--show-routing needs a routed pipeline (one --expert has no routing)")
-    if args.working_size is not None and args.working_size < 16:
-        raise SegcolorError(f"--working-size must be at least 16, got {args.working_size}")
+    check_working_size(args)
     if args.routing and args.expert:
         raise SegcolorError("--routing needs a routed pipeline (one --expert has no routing)")
     if args.routing:
         from segcolor.router.overrides import RoutingEdits
 
         RoutingEdits.load(args.routing)  # a malformed file fails once, before any photo
-    if args.jobs < 1 or (args.threads is not None and args.threads < 1):
-        raise SegcolorError(
-            f"--jobs and --threads must be at least 1, got {args.jobs}, {args.threads}"
-        )
+    for flag, value in (("--jobs", args.jobs), ("--threads", args.threads)):
+        if value is not None and value < 1:
+            raise SegcolorError(f"{flag} must be at least 1, got {value}")
     if args.address and args.engine != "ray":
         raise SegcolorError("--address needs --engine ray")
     plan, folder = plan_outputs(args.inputs, args.output, args.format)

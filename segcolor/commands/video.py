@@ -12,6 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from segcolor.commands import check_working_size
 from segcolor.errors import SegcolorError
 
 HELP = "colorize a black-and-white video (file or folder of frames), steady from frame to frame"
@@ -127,8 +128,7 @@ def _options(args: argparse.Namespace) -> tuple:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.working_size is not None and args.working_size < 16:
-        raise SegcolorError(f"--working-size must be at least 16, got {args.working_size}")
+    check_working_size(args)
     if not Path(args.input).exists():
         raise SegcolorError("no such file or folder", args.input)
     stabilizer, options = _options(args)

@@ -38,6 +38,7 @@ from segcolor.errors import ConfigError
 
 DEFAULT_SEGMENTER = "deeplabv3_mnv2_voc"
 DEFAULT_WORKING_SIZE = 256
+MIN_WORKING_SIZE = 16  # the same floor for the YAML key and --working-size
 DEFAULT_FALLBACK = "places"
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")  # category names end up in file names
 _COLOR = re.compile(r"^#[0-9A-Fa-f]{6}$")
@@ -201,8 +202,11 @@ def parse_pipeline_config(data: Mapping[str, Any], path: Path | None = None) -> 
     seg_head = _path(seg.get("head"), base, "segmenter.head", where, must_exist=True)
 
     working_size = data.get("working_size", DEFAULT_WORKING_SIZE)
-    if isinstance(working_size, bool) or not isinstance(working_size, int) or working_size < 32:
-        raise ConfigError(f"working_size must be an integer >= 32, got {working_size!r}", where)
+    bad = isinstance(working_size, bool) or not isinstance(working_size, int)
+    if bad or working_size < MIN_WORKING_SIZE:
+        raise ConfigError(
+            f"working_size must be an integer >= {MIN_WORKING_SIZE}, got {working_size!r}", where
+        )
 
     categories = _categories(data.get("categories"), base, where)
     names = [c.name for c in categories]
