@@ -156,12 +156,16 @@ def test_a_profile_variant_can_be_pinned(variant_dir: Path, tmp_path: Path) -> N
         ("[1, 2]", "must be a JSON object"),
         ("{", "not valid JSON"),
         ('{"reasign": []}', "unknown key 'reasign'"),
-        ('{"version": 2}', "version 2"),
+        ('{"version": 2}', "version must be the number 1, got 2"),
+        ('{"version": "1"}', "version must be the number 1, got '1'"),
         ('{"reassign": [{"region": -1, "category": "people"}]}', "integer >= 0"),
         ('{"reassign": [{"region": 0}]}', '"category" must be a category name'),
         ('{"paint": [{"category": "people"}]}', 'one of "polygon", "rle", "mask_png"'),
         ('{"paint": [{"category": "people", "polygon": [[0, 0]]}]}', "3 or more"),
-        ('{"paint": [{"category": "people", "mask_png": "bm90IGEgcG5n"}]}', "not a base64 PNG"),
+        (
+            '{"paint": [{"category": "people", "mask_png": "bm90IGEgcG5n"}]}',
+            'paint[0]: "mask_png" is not a base64 PNG (not an image)',  # no buffer's repr
+        ),
         (
             '{"paint": [{"category": "people", "rle": {"size": [2, 2], "counts": [1, 1]}}]}',
             "counts sum to 2, not 2*2",

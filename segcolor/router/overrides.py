@@ -156,7 +156,9 @@ class RoutingEdits:
         if unknown:
             raise EditsError(f"unknown key {unknown[0]!r} in routing edits (known: {_known()})")
         if data.get("version", VERSION) != VERSION:
-            raise EditsError(f"routing edits version {data['version']!r} (this segcolor reads 1)")
+            raise EditsError(
+                f"routing edits version must be the number {VERSION}, got {data['version']!r}"
+            )
         reassign = tuple(_reassign(i, r) for i, r in enumerate(_list(data, "reassign")))
         paint = tuple(_paint(i, p) for i, p in enumerate(_list(data, "paint")))
         profiles = data.get("profiles") or {}
@@ -320,4 +322,6 @@ def _decode_png(text: Any, where: str = "paint") -> np.ndarray:
             return np.asarray(image.convert("L")) > 0
     except (ValueError, OSError, SyntaxError) as err:
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        if "BytesIO" in reason:  # PIL names its in-memory buffer; the user gave no file
+            reason = "not an image"
         raise EditsError(f'{where}: "mask_png" is not a base64 PNG ({reason})') from None
