@@ -221,6 +221,12 @@ def test_folder_round_trips(tmp_path: Path, clip: Path, pipeline: Pipeline) -> N
     colorize_video(pipeline, clip, folder, options=QUICK)
     names = sorted(p.name for p in folder.iterdir())
     assert names == [f"frame_{i:06d}.png" for i in range(12)]
+    # the same run again into its own frames is fine; a folder holding other images is not
+    colorize_video(pipeline, clip, folder, options=QUICK)
+    Image.fromarray(pan_frames(1)[0]).save(folder / "poster.png")
+    with pytest.raises(SegcolorError, match=r"holds 1 other image\(s\) \(e.g. poster.png\)"):
+        colorize_video(pipeline, clip, folder, options=QUICK)
+    assert sorted(p.name for p in folder.iterdir()) == sorted([*names, "poster.png"])
 
 
 def test_audio_is_copied_through(tmp_path: Path, pipeline: Pipeline) -> None:

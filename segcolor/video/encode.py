@@ -13,6 +13,7 @@ import contextlib
 import heapq
 import logging
 import os
+import re
 import shutil
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -307,6 +308,9 @@ def _write_gif(tmp: Path, chunks: Sequence[Path], fps: Fraction) -> None:
     first = next(frames)
     duration = max(20, round(1000 / float(fps) / 10) * 10)  # GIF timing is in 1/100 s
     first.save(tmp, format="GIF", save_all=True, append_images=frames, duration=duration, loop=0)
+
+
+FRAME_NAME = re.compile(r"frame_\d{6}\.png")  # a folder output's frames, unless the input's
 
 
 def _move_frames(folder: Path, chunks: Sequence[Path], names: Sequence[str] | None) -> None:

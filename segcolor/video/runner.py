@@ -33,9 +33,10 @@ from tqdm import tqdm
 
 from segcolor.errors import SegcolorError
 from segcolor.io.atomic import atomic_write
+from segcolor.io.images import IMAGE_EXTENSIONS
 from segcolor.io.process import is_running
 from segcolor.pipeline import Pipeline, to_uint8
-from segcolor.video.encode import ChunkWriter, OutputSpec, assemble, plan_output
+from segcolor.video.encode import FRAME_NAME, ChunkWriter, OutputSpec, assemble, plan_output
 from segcolor.video.io import VideoInfo, VideoReader
 from segcolor.video.stabilize import Stabilizer, StabilizerOptions
 
@@ -259,6 +260,28 @@ def output_frame_names(reader: VideoReader, spec: OutputSpec) -> list[str] | Non
     return names if len(set(names)) == len(names) else None
 
 
+def check_frames_folder(reader: VideoReader, spec: OutputSpec) -> None:
+    """Refuse, before any work, a frames folder that already holds other images: they would sit
+    among the new frames, and a later encode of the folder would mix the two."""
+    if spec.kind != "folder" or not spec.path.is_dir():
+        return
+    names = output_frame_names(reader, spec)
+    ours = set(names) if names is not None else None
+    others = sorted(
+        p.name
+        for p in spec.path.iterdir()
+        if p.is_file()
+        and p.suffix.lower() in IMAGE_EXTENSIONS
+        and (p.name not in ours if ours is not None else not FRAME_NAME.fullmatch(p.name))
+    )
+    if others:
+        raise SegcolorError(
+            f"holds {len(others)} other image(s) (e.g. {others[0]}) that would mix with the "
+            "frames; choose an empty or new folder",
+            spec.path,
+        )
+
+
 def colorize_video(
     pipeline: Pipeline,
     source: str | Path,
@@ -272,6 +295,7 @@ def colorize_video(
     reader = VideoReader(source, fps=options.fps)
     info = reader.info
     spec = plan_output(output, info, options.crf)
+    check_frames_folder(reader, spec)
     work = WorkDir(work_dir_for(spec.path), spec)
     run_id = fingerprint(pipeline, reader, spec, stabilizer, options)
     manifest = work.prepare(run_id, options.restart)
