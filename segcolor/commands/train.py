@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
+from typing import Any
 
 from segcolor.train.config import FLAG_KEYS
 
@@ -72,11 +74,15 @@ def run(args: argparse.Namespace) -> int:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. train.epochs=3")
-        overrides[key.strip()] = yaml.safe_load(value)
+        try:
+            overrides[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise ConfigError(f"--set {item!r}: not valid YAML") from None
     if len(args.config) > 1 and "out" in overrides:
         raise ConfigError("--out names one run's folder; with several configs set `out:` in each")
     from segcolor.train import gray_head
 
+    check_configs(args.config, overrides, args.resume)
     for config in args.config:
         train = gray_head.main if gray_head.is_gray_head_config(config) else main
         try:
@@ -85,3 +91,30 @@ def run(args: argparse.Namespace) -> int:
             print(f"segcolor: {stop}", file=sys.stderr)
             return 130
     return 0
+
+
+def check_configs(configs: list[str], overrides: dict[str, Any], resume: bool) -> None:
+    """Parse and validate every config, and see that no two share an output folder, before the
+    first one trains: a mistake in the last of a recipe should not cost the hours of the others.
+    """
+    from segcolor.errors import ConfigError, SegcolorError
+    from segcolor.train import gray_head
+    from segcolor.train.config import load_config
+    from segcolor.train.engine import CHECKPOINT
+
+    outs: dict[Path, str] = {}
+    for config in configs:
+        load = gray_head.load_config if gray_head.is_gray_head_config(config) else load_config
+        out = Path(load(config, overrides)["out"])
+        other = outs.get(out.resolve())
+        if other is not None:
+            twice = Path(other).resolve() == Path(config).resolve()
+            problem = "given twice" if twice else f"writes to {out}, as {other} does"
+            raise ConfigError(f"{problem}; each config needs its own output folder", config)
+        outs[out.resolve()] = config
+        if not resume and (out / CHECKPOINT).exists():
+            raise SegcolorError(
+                f"already holds a training run ({CHECKPOINT}); pass --resume to "
+                "continue it, or choose another --out",
+                out,
+            )

@@ -113,14 +113,16 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> di
     path = Path(path)
     user = load_yaml(path)
     _check_sections(user, path)
-    cfg = deep_merge(DEFAULTS, user)
+    for dotted, value in (overrides or {}).items():  # flags get the checks the YAML's keys get
+        _check_sections(apply_overrides({}, {dotted: value}), Path(f"--set {dotted}"))
+    cfg = deep_merge(DEFAULTS, apply_overrides(user, overrides or {}))
     if cfg["name"] is None:
         cfg["name"] = path.stem
-    apply_overrides(cfg, overrides or {})
     return validate(cfg, path)
 
 
 def apply_overrides(cfg: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Set each dotted key of ``overrides`` in ``cfg`` (in place); returns ``cfg``."""
     for dotted, value in overrides.items():
         set_dotted(cfg, dotted, value)
     return cfg

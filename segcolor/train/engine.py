@@ -200,8 +200,10 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     """A training checkpoint, loaded safely (tensors and plain data only)."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, EOFError, OSError, ValueError) as err:
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+    except Exception as err:  # junk bytes fail in the unpickler in many ways (KeyError, ...)
+        readable = (RuntimeError, pickle.UnpicklingError, EOFError, OSError, ValueError)
+        message = str(err).splitlines()[0] if str(err) else ""
+        reason = message if message and isinstance(err, readable) else type(err).__name__
         raise CheckpointError(f"not a readable training checkpoint ({reason})", path) from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(
@@ -437,6 +439,20 @@ def resumed_config(
     return cfg, changed_keys(cfg, fresh)
 
 
+def check_same_model(saved: dict[str, Any], cfg: dict[str, Any], checkpoint: Path) -> None:
+    """Weights only resume into the network they were trained as (``model.init`` aside: it
+    only picks a run's starting weights)."""
+    changed = [k for k in changed_keys(saved["model"], cfg["model"]) if k != "init"]
+    if changed:
+        key = changed[0].split(".")[0]
+        raise CheckpointError(
+            f"was trained with model.{key} {saved['model'].get(key)!r}, not "
+            f"{cfg['model'].get(key)!r}; it cannot be resumed with another model (drop the "
+            "model.* override, or choose another --out)",
+            checkpoint,
+        )
+
+
 def make_loaders(
     split: Split | RoutedSplit,
     cfg: dict[str, Any],
@@ -585,6 +601,17 @@ def main(
         if resume and (out / CHECKPOINT).exists():
             state = load_checkpoint(out / CHECKPOINT)
             cfg, ignored = resumed_config(state["config"], cfg, overrides, config_path)
+            check_same_model(state["config"], cfg, out / CHECKPOINT)
+            if state["epoch"] >= cfg["train"]["epochs"]:
+                if info.is_main:
+                    log.info(
+                        "%s: the run is already complete (%d/%d epochs); pass --epochs N to "
+                        "train longer",
+                        out,
+                        state["epoch"],
+                        cfg["train"]["epochs"],
+                    )
+                return state["history"]
             split = data_split(cfg)
             if ignored and info.is_main:
                 log.warning(
@@ -734,12 +761,6 @@ def fit(
             epochs,
             f", amp {str(amp).removeprefix('torch.')}" if amp else "",
         )
-        if start_epoch >= epochs:
-            log.info(
-                "%s has already trained %d epochs; pass --epochs N to train longer",
-                out,
-                start_epoch,
-            )
 
     epoch = saved = start_epoch
     try:
