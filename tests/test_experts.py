@@ -55,6 +55,10 @@ def test_create_expert_rejects_unknown_arch_and_options():
         create_expert("nope")
     with pytest.raises(ConfigError, match="bad options"):
         create_expert("resnet18_unet", colour="blue")
+    with pytest.raises(ConfigError, match="depth must be 2..5"):
+        create_expert("resnet18_unet", depth=7, decoder_channels=[8])
+    with pytest.raises(ConfigError, match="semantic features join the trunk at depth 3"):
+        create_expert("resnet18_unet_semantic", depth=2, decoder_channels=[16, 8])
     assert default_cfg("resnet18_unet")["depth"] == 3
 
 

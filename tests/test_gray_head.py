@@ -190,6 +190,16 @@ def test_resumed_training_equals_an_uninterrupted_one(setup, monkeypatch):
         assert torch.equal(x, y), name
     with pytest.raises(Exception, match="already holds a run"):
         trainer.main(setup["config"], {"out": str(setup["tmp"] / "full")})
+    # a damaged checkpoint is a one-line error on resume, not an unpickler's traceback
+    for junk, fragment in ((b"junk", "not a readable training checkpoint"), (None, "gray-head")):
+        checkpoint = setup["tmp"] / "part" / trainer.CHECKPOINT
+        if junk is None:
+            torch.save({"epoch": 1}, checkpoint)
+        else:
+            checkpoint.write_bytes(junk)
+        with pytest.raises(CheckpointError, match=fragment) as err:
+            trainer.main(setup["config"], {"out": str(setup["tmp"] / "part")}, resume=True)
+        assert "\n" not in str(err.value)
 
 
 def test_config_errors_are_one_line(setup, tmp_path: Path):

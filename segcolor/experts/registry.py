@@ -48,7 +48,7 @@ def create_expert(arch: str = "resnet18_unet", **cfg: Any) -> Expert:
     merged = {**_DEFAULT_CFGS[arch], **cfg}
     try:
         model = _ARCHS[arch](**merged)
-    except TypeError as err:
+    except (TypeError, ValueError) as err:  # an unknown option, or a value out of its range
         raise ConfigError(f"bad options for expert arch {arch!r}: {err}") from None
     model.arch = arch
     model.arch_config = merged

@@ -38,6 +38,8 @@ class ResNet18UNet(Expert):
         self.net = Unet(depth, decoder_channels, in_channels=1, classes=self.out_channels)
         self.size_multiple = 2**depth
         self.fusion = None
+        if feature_channels and depth < 3:
+            raise ValueError(f"semantic features join the trunk at depth 3; got depth {depth}")
         if feature_channels:
             # the router's features join the trunk at output stride 8 (encoder level 3): a
             # projection, then a residual 1x1 mix, so an untrained fusion starts near identity

@@ -196,15 +196,21 @@ def set_rng_state(state: dict[str, Any], generator: torch.Generator) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """A training checkpoint, loaded safely (tensors and plain data only)."""
+def read_state(path: Path) -> Any:
+    """A torch file loaded safely (tensors and plain data only); unreadable bytes are a one-line
+    ``CheckpointError``."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # junk bytes fail in the unpickler in many ways (KeyError, ...)
         readable = (RuntimeError, pickle.UnpicklingError, EOFError, OSError, ValueError)
         message = str(err).splitlines()[0] if str(err) else ""
         reason = message if message and isinstance(err, readable) else type(err).__name__
         raise CheckpointError(f"not a readable training checkpoint ({reason})", path) from None
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """An expert's training checkpoint (``read_state``, then its format checked)."""
+    state = read_state(path)
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(
             f"not a segcolor training checkpoint (expected format {CHECKPOINT_FORMAT})", path

@@ -28,14 +28,14 @@ from safetensors.torch import save_file
 from tqdm import tqdm
 
 from segcolor.config import check_keys, deep_merge, load_yaml, set_dotted
-from segcolor.errors import ConfigError, SegcolorError
+from segcolor.errors import CheckpointError, ConfigError, SegcolorError
 from segcolor.io.atomic import atomic_write
 from segcolor.io.images import find_images
 from segcolor.paths import resolve_data_path
 from segcolor.router.segmenters.gray_head import GrayHead
 from segcolor.train.cache import default_cache_root, read_photos
 from segcolor.train.data import split_score
-from segcolor.train.engine import CHECKPOINT, interrupted, sigterm_as_interrupt
+from segcolor.train.engine import CHECKPOINT, interrupted, read_state, sigterm_as_interrupt
 
 log = logging.getLogger(__name__)
 
@@ -317,10 +317,15 @@ def main(
     records: list[dict[str, Any]] = []
     start = 0
     if resume and (out / CHECKPOINT).is_file():
-        state = torch.load(out / CHECKPOINT, map_location="cpu", weights_only=True)
-        head.load_state_dict(state["head"])
-        optimizer.load_state_dict(state["optimizer"])
-        start, records = int(state["epoch"]), json.loads(state["records"])
+        state = read_state(out / CHECKPOINT)
+        try:
+            head.load_state_dict(state["head"])
+            optimizer.load_state_dict(state["optimizer"])
+            start, records = int(state["epoch"]), json.loads(state["records"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as err:
+            raise CheckpointError(
+                f"not a gray-head training checkpoint ({type(err).__name__})", out / CHECKPOINT
+            ) from None
     elif (out / CHECKPOINT).is_file():
         raise SegcolorError(f"already holds a run ({CHECKPOINT}); pass --resume", out)
     before = evaluate_head(None, base, pairs["features"], pairs["teacher"], check, masks, names)
