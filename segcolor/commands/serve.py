@@ -34,6 +34,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if not 0 < args.port < 65536:
+        raise SegcolorError(f"--port must be 1-65535, got {args.port}")
+    for flag, value in (
+        ("--workers", args.workers),
+        ("--max-upload-mb", args.max_upload_mb),
+        ("--max-pixels", args.max_pixels),
+    ):
+        if value is not None and value <= 0:
+            raise SegcolorError(f"{flag} must be positive, got {value}")
+    check_working_size(args)
     try:
         import uvicorn
 
@@ -42,11 +52,6 @@ def run(args: argparse.Namespace) -> int:
         raise SegcolorError(
             f'the studio needs its extra ({err.name} is missing): pip install -e ".[studio]"'
         ) from None
-    if not 0 < args.port < 65536:
-        raise SegcolorError(f"--port must be 1-65535, got {args.port}")
-    if args.workers < 1 or args.max_upload_mb <= 0:
-        raise SegcolorError("--workers and --max-upload-mb must be positive")
-    check_working_size(args)
     from segcolor.io.images import DEFAULT_MAX_PIXELS
     from segcolor.pipeline import Pipeline
 
@@ -55,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     )
     settings = StudioSettings(
         max_upload_bytes=int(args.max_upload_mb * (1 << 20)),
-        max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS,
+        max_pixels=DEFAULT_MAX_PIXELS if args.max_pixels is None else args.max_pixels,
         workers=args.workers,
     )
     app = create_app(pipeline, settings)
