@@ -377,6 +377,11 @@ def test_cli_refuses_results_among_the_photos(
     assert main(argv) == 2
     assert "contact_sheet.png: output would overwrite an input" in capsys.readouterr().err
     assert sheet.read_bytes() == before
+    # a results folder that cannot be made fails before the photos are colorized, in one line
+    (tmp_path / "a_file").write_text("not a folder")
+    assert main([*base, "-o", str(tmp_path / "a_file" / "results")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot make the results folder" in err
 
 
 def test_cli_names_what_left_no_photos_for_the_sheet_or_at_all(

@@ -183,6 +183,12 @@ def run(args: argparse.Namespace) -> int:
             raise SegcolorError(
                 f"--sheet-photos names a photo that is not among the {len(refs)} evaluated", name
             )
+    out = Path(args.output)
+    try:  # now, not after an evaluation of many minutes
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        reason = err.strerror or err
+        raise SegcolorError(f"cannot make the results folder ({reason})", out) from None
     pipeline = Pipeline.load(
         args.pipeline, device=args.device, working_size=args.working_size, require_router=True
     )
@@ -218,7 +224,6 @@ def run(args: argparse.Namespace) -> int:
         f"general: {portable_path(general_path) if general else 'not evaluated'}; "
         f"working size {pipeline.working_size}",
     ]
-    out = Path(args.output)
     files = write_results(results, out, context)
     if results.sheet and (args.sheet > 0 or sheet_photos):
         write_contact_sheet(results.sheet, out / "contact_sheet.png")
