@@ -97,10 +97,10 @@ def check_configs(configs: list[str], overrides: dict[str, Any], resume: bool) -
     """Parse and validate every config, and see that no two share an output folder, before the
     first one trains: a mistake in the last of a recipe should not cost the hours of the others.
     """
-    from segcolor.errors import ConfigError, SegcolorError
+    from segcolor.errors import ConfigError
     from segcolor.train import gray_head
     from segcolor.train.config import load_config
-    from segcolor.train.engine import CHECKPOINT
+    from segcolor.train.engine import refuse_existing_run
 
     outs: dict[Path, str] = {}
     for config in configs:
@@ -112,9 +112,5 @@ def check_configs(configs: list[str], overrides: dict[str, Any], resume: bool) -
             problem = "given twice" if twice else f"writes to {out}, as {other} does"
             raise ConfigError(f"{problem}; each config needs its own output folder", config)
         outs[out.resolve()] = config
-        if not resume and (out / CHECKPOINT).exists():
-            raise SegcolorError(
-                f"already holds a training run ({CHECKPOINT}); pass --resume to "
-                "continue it, or choose another --out",
-                out,
-            )
+        if not resume:
+            refuse_existing_run(out)

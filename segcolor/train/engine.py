@@ -445,6 +445,16 @@ def resumed_config(
     return cfg, changed_keys(cfg, fresh)
 
 
+def refuse_existing_run(out: Path) -> None:
+    """A new run never writes over another's checkpoint (``--resume`` continues it)."""
+    if (out / CHECKPOINT).exists():
+        raise SegcolorError(
+            f"already holds a training run ({CHECKPOINT}); pass --resume to continue it, or "
+            "choose another --out",
+            out,
+        )
+
+
 def check_same_model(saved: dict[str, Any], cfg: dict[str, Any], checkpoint: Path) -> None:
     """Weights only resume into the network they were trained as (``model.init`` aside: it
     only picks a run's starting weights)."""
@@ -628,12 +638,8 @@ def main(
         elif resume:
             if info.is_main:
                 log.info("--resume: no checkpoint in %s yet; starting from epoch 1", out)
-        elif (out / CHECKPOINT).exists():
-            raise SegcolorError(
-                f"already holds a training run ({CHECKPOINT}); pass --resume to "
-                "continue it, or choose another --out",
-                out,
-            )
+        else:
+            refuse_existing_run(out)
         device = training_device(cfg["train"]["device"], info)
         distributed.init(info, device)
         try:
