@@ -30,6 +30,7 @@ from segcolor.batch.manifest import (
 from segcolor.batch.worker import Options, task
 from segcolor.commands import check_working_size
 from segcolor.errors import SegcolorError
+from segcolor.io.atomic import refuse_overwriting_inputs
 from segcolor.io.images import IMAGE_EXTENSIONS, OUTPUT_FORMATS, iter_inputs
 
 HELP = "colorize black-and-white photos (files or folders)"
@@ -152,11 +153,9 @@ def plan_outputs(
             if suffix not in OUTPUT_FORMATS:
                 suffix = ".png"
             plan.append((src, rel, out / rel.with_suffix(suffix)))
-    inputs_resolved = {src.resolve() for src, _, _ in plan}
+    refuse_overwriting_inputs([dst for _, _, dst in plan], [src for src, _, _ in plan])
     seen: dict[Path, Path] = {}
     for src, _, dst in plan:
-        if dst.resolve() in inputs_resolved:
-            raise SegcolorError("output would overwrite an input; choose another -o", dst)
         if dst in seen:
             raise SegcolorError(f"both {seen[dst]} and {src} would be written here", dst)
         seen[dst] = src

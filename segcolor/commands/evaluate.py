@@ -16,6 +16,7 @@ from typing import NoReturn
 
 from segcolor.commands import add_pipeline_arguments, check_working_size
 from segcolor.errors import SegcolorError
+from segcolor.io.atomic import refuse_overwriting_inputs
 from segcolor.paths import SHARED_ENV, portable_path
 
 HELP = "measure colorization quality against color photos (PSNR, SSIM, ΔE2000, AuC, ...)"
@@ -119,11 +120,7 @@ def _check_output_apart(data: list[str], out: Path) -> None:
                 f"the results would be written among the photos of {item}; choose another -o",
                 out,
             )
-        for name in OUTPUT_FILES:
-            if (out / name).resolve() == source:
-                raise SegcolorError(
-                    "output would overwrite an input; choose another -o", out / name
-                )
+        refuse_overwriting_inputs([out / name for name in OUTPUT_FILES], [source])
 
 
 def _quote(arg: str) -> str:

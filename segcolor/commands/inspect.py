@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from segcolor.commands import add_pipeline_arguments, check_working_size
 from segcolor.errors import SegcolorError
+from segcolor.io.atomic import refuse_overwriting_inputs
 
 if TYPE_CHECKING:
     from segcolor.pipeline import Pipeline
@@ -71,10 +72,7 @@ def _check_input_kept(photo: Path, out: Path) -> None:
     names = [*REPORT_FILES, *TIMELINE_FILES]
     if out.is_dir():  # an existing expert_*.png can only be an input if it is already there
         names += [f.name for pattern in PER_EXPERT_FILES for f in out.glob(pattern)]
-    for name in names:
-        target = (out / name).resolve()
-        if target == source:
-            raise SegcolorError("output would overwrite an input; choose another -o", out / name)
+    refuse_overwriting_inputs([out / name for name in names], [source])
     if photo.is_dir() and out.resolve() == source:
         raise SegcolorError(
             "the timeline would be written among the frames it reads; choose another -o", out

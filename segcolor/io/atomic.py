@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from segcolor.errors import SegcolorError
@@ -50,3 +50,12 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def refuse_overwriting_inputs(outputs: Iterable[Path], inputs: Iterable[Path]) -> None:
+    """Inputs are never overwritten: an output that resolves to an input (through ``./``,
+    symlinks, an absolute path) is a one-line error before any work."""
+    sources = {Path(p).resolve() for p in inputs}
+    for output in outputs:
+        if Path(output).resolve() in sources:
+            raise SegcolorError("output would overwrite an input; choose another -o", output)
