@@ -51,13 +51,7 @@ class LeftPersonSegmenter(Segmenter):
 register_segmenter("evaluate_test_left_person")(lambda weights=None: LeftPersonSegmenter())
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny models run faster on one thread, and do not stall when the CPU is shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -353,14 +347,18 @@ def test_recorded_command_holds_no_machine_paths(tmp_path, monkeypatch):
     assert portable_path("/elsewhere/x.yaml") == "/elsewhere/x.yaml"  # not ours to rewrite
 
 
+def three_photos(folder: Path) -> Path:
+    folder.mkdir()
+    for i in range(3):
+        _save(folder / f"p{i}.png", color_image(24, 32, seed=i))
+    return folder
+
+
 def test_cli_refuses_results_among_the_photos(
     tmp_path: Path, pipeline_yaml: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Results inside a DATA folder would be evaluated as photos next time: refused up front."""
-    data = tmp_path / "ev"
-    data.mkdir()
-    for i in range(3):
-        _save(data / f"p{i}.png", color_image(24, 32, seed=i))
+    data = three_photos(tmp_path / "ev")
     base = ["evaluate", str(data), "--pipeline", str(pipeline_yaml), "--device", "cpu", "--quiet"]
     for out in (data, data / "results"):
         assert main([*base, "-o", str(out)]) == 2
@@ -387,10 +385,7 @@ def test_cli_refuses_results_among_the_photos(
 def test_cli_names_what_left_no_photos_for_the_sheet_or_at_all(
     tmp_path: Path, pipeline_yaml: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    data = tmp_path / "ev"
-    data.mkdir()
-    for i in range(3):
-        _save(data / f"p{i}.png", color_image(24, 32, seed=i))
+    data = three_photos(tmp_path / "ev")
     base = ["evaluate", str(data), "-o", str(tmp_path / "out"), "--pipeline", str(pipeline_yaml)]
     base += ["--device", "cpu", "--quiet", "--baselines", "gray"]
     assert main([*base, "--sheet-photos", "p1, nope.jpg"]) == 2

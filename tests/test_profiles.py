@@ -51,12 +51,7 @@ EXPECTED = {"sky": "cold-blue", "forest": "green", "desert": "warm-orange"}
 PER_FAMILY = 8
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

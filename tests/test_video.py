@@ -67,13 +67,7 @@ class BrightIsPerson(Segmenter):
 register_segmenter("test_video_bright")(lambda weights=None: BrightIsPerson())
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: a second thread only adds wake-up latency (badly so on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class JitterExpert(Expert):
