@@ -310,7 +310,7 @@ def _decode_rle(rle: Any, where: str = "paint") -> np.ndarray:
 
 
 def _decode_png(text: Any, where: str = "paint") -> np.ndarray:
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
 
     if not isinstance(text, str):
         raise EditsError(f'{where}: "mask_png" must be a base64 PNG')
@@ -320,8 +320,8 @@ def _decode_png(text: Any, where: str = "paint") -> np.ndarray:
             if image.format != "PNG" or max(image.size) > _MAX_MASK_SIDE:
                 raise ValueError("not a PNG of at most 8192 px a side")
             return np.asarray(image.convert("L")) > 0
+    except UnidentifiedImageError:  # its message names PIL's in-memory buffer, not the user's
+        raise EditsError(f'{where}: "mask_png" is not a base64 PNG (not an image)') from None
     except (ValueError, OSError, SyntaxError) as err:
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        if "BytesIO" in reason:  # PIL names its in-memory buffer; the user gave no file
-            reason = "not an image"
         raise EditsError(f'{where}: "mask_png" is not a base64 PNG ({reason})') from None
