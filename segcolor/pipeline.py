@@ -33,6 +33,7 @@ from segcolor.io.images import float_rgb
 from segcolor.merge import Patch, composite, feather_sigma, plan_crops, run_on_crops
 from segcolor.router.categories import (
     DEFAULT_SEGMENTER,
+    DEFAULT_VIVIDNESS,
     MergeOptions,
     PipelineConfig,
     load_pipeline_config,
@@ -134,11 +135,15 @@ class Pipeline:
         merge: MergeOptions | None = None,
         config: PipelineConfig | None = None,
         feature_source: torch.nn.Module | None = None,
+        vividness: float = DEFAULT_VIVIDNESS,
     ) -> None:
         if (expert is None) == (router is None):
             raise ValueError("give either one expert, or a router and its experts")
         self.device = select_device(device)
         self.working_size = working_size
+        # a chroma gain on every answer: colors the user finds muted (or loud) without
+        # retraining; it trades PSNR for colorfulness (README, "Vividness")
+        self.vividness = vividness
         self._memory_format = preferred_memory_format(self.device)
         self.expert = self._prepare(expert) if expert is not None else None
         self.router = router
@@ -170,6 +175,7 @@ class Pipeline:
         working_size: int = DEFAULT_WORKING_SIZE,
         *,
         features: bool = True,
+        vividness: float = DEFAULT_VIVIDNESS,
     ) -> Pipeline:
         """One expert for every pixel. An expert that takes the router's semantic features gets
         them from the default segmenter; without its weights (or with ``features=False``) it
@@ -188,7 +194,13 @@ class Pipeline:
                     Path(path).name,
                     err,
                 )
-        return cls(expert, device=device, working_size=working_size, feature_source=source)
+        return cls(
+            expert,
+            device=device,
+            working_size=working_size,
+            feature_source=source,
+            vividness=vividness,
+        )
 
     @classmethod
     def from_config(
@@ -196,8 +208,10 @@ class Pipeline:
         path: str | Path,
         device: torch.device | str | None = None,
         working_size: int | None = None,
+        vividness: float | None = None,
     ) -> Pipeline:
-        """Build the routed pipeline a YAML describes (``configs/pipeline.yaml`` documents it)."""
+        """Build the routed pipeline a YAML describes (``configs/pipeline.yaml`` documents it);
+        ``working_size`` and ``vividness`` None keep the YAML's."""
         from segcolor.router.segmenters import create_segmenter
 
         config = load_pipeline_config(path)
@@ -217,6 +231,7 @@ class Pipeline:
             experts=experts,
             merge=config.merge,
             config=config,
+            vividness=config.vividness if vividness is None else vividness,
         )
 
     @classmethod
@@ -226,6 +241,7 @@ class Pipeline:
         working_size: int | None = None,
         *,
         require_router: bool = False,
+        vividness: float | None = None,
     ) -> Pipeline:
         """The shipped pipeline: the segmenter routes regions to the shipped experts.
 
@@ -240,7 +256,9 @@ class Pipeline:
                 DEFAULT_PIPELINE,
             )
         try:
-            return cls.from_config(DEFAULT_PIPELINE, device=device, working_size=working_size)
+            return cls.from_config(
+                DEFAULT_PIPELINE, device=device, working_size=working_size, vividness=vividness
+            )
         except WeightsNotFoundError as err:
             if require_router:
                 raise
@@ -255,6 +273,7 @@ class Pipeline:
                 device=device,
                 working_size=working_size or config.working_size,
                 features=False,
+                vividness=config.vividness if vividness is None else vividness,
             )
 
     @classmethod
@@ -266,15 +285,20 @@ class Pipeline:
         device: torch.device | str | None = None,
         working_size: int | None = None,
         require_router: bool = False,
+        vividness: float | None = None,
     ) -> Pipeline:
         """The pipeline a command line names: a YAML, else one expert, else the shipped one
-        (``require_router``: see ``default``). ``working_size`` None keeps the YAML's."""
+        (``require_router``: see ``default``). ``working_size`` and ``vividness`` None keep
+        the YAML's."""
         if config:
-            return cls.from_config(config, device=device, working_size=working_size)
+            return cls.from_config(
+                config, device=device, working_size=working_size, vividness=vividness
+            )
         if expert:
             size = working_size or DEFAULT_WORKING_SIZE
-            return cls.from_expert(expert, device=device, working_size=size)
-        return cls.default(device, working_size, require_router=require_router)
+            gain = DEFAULT_VIVIDNESS if vividness is None else vividness
+            return cls.from_expert(expert, device=device, working_size=size, vividness=gain)
+        return cls.default(device, working_size, require_router=require_router, vividness=vividness)
 
     @property
     def routed(self) -> bool:
@@ -435,7 +459,12 @@ class Pipeline:
         size = tuple(weights.shape[-2:])
         sigma = feather_sigma(self.merge.feather, size)
         ab, used = composite(weights, patches, sigma, ramp=self.margin(size) / 2)
-        return ab[None], used
+        return self.vivid(ab[None]), used
+
+    def vivid(self, ab: torch.Tensor) -> torch.Tensor:
+        """The answer with ``vividness`` applied (colors leaving the gamut are mapped back to it
+        when joined with L)."""
+        return ab if self.vividness == 1.0 else ab * self.vividness
 
     @torch.inference_mode()
     def single_features(self, lab: LabImage) -> torch.Tensor | None:
@@ -460,7 +489,7 @@ class Pipeline:
             assert self.expert is not None
             if features is None and self.expert.uses_features:
                 features = self.single_features(lab)
-            return self.expert(normalize_l(lab.l_small), features) * AB_SCALE
+            return self.vivid(self.expert(normalize_l(lab.l_small), features) * AB_SCALE)
         return self.merge_routed(lab, self.route_lab(lab, edits))[0]
 
     @torch.inference_mode()
@@ -521,5 +550,5 @@ class Pipeline:
             analysis.merge_weights[name] = used[index].float().cpu().numpy()
             if expert_images:
                 alone = self.run_expert(name, l_norm, routing.mix(name), routing.feature_grid)
-                analysis.expert_images[name] = to_uint8(self._to_rgb(lab, alone))
+                analysis.expert_images[name] = to_uint8(self._to_rgb(lab, self.vivid(alone)))
         return analysis

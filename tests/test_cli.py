@@ -15,9 +15,20 @@ from segcolor.cli import main
         (["--max-upload-mb", "-1"], "--max-upload-mb must be positive, got -1.0"),
         (["--max-pixels", "0"], "--max-pixels must be positive, got 0"),  # was: the default
         (["--working-size", "8"], "--working-size must be at least 16, got 8"),
+        (["--vividness", "-1"], "--vividness must be a number above 0 and at most 3, got -1.0"),
     ],
 )
 def test_serve_flags_are_checked_first(flags, message, capsys):
     """Without the studio extra too: a wrong flag is named, not a missing package."""
     assert main(["serve", *flags]) == 2
     assert capsys.readouterr().err == f"segcolor: error: {message}\n"
+
+
+@pytest.mark.parametrize("command", ["colorize", "video", "inspect"])
+@pytest.mark.parametrize("value", ["0", "4", "nan"])
+def test_vividness_out_of_range_is_one_line_before_any_work(command, value, tmp_path, capsys):
+    """Checked before the input is even looked at (it does not exist here)."""
+    assert main([command, str(tmp_path / "missing.png"), "-o", str(tmp_path / "o"),
+                 "--vividness", value]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--vividness must be a number above 0 and at most 3" in err

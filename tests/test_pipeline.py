@@ -195,6 +195,37 @@ def test_several_checkpoints_are_averaged(tmp_path: Path, expert_dir: Path) -> N
         assert torch.allclose(pipeline.run_expert("places", l_norm), expected, atol=1e-5)
 
 
+def test_vividness_scales_the_answer_of_routed_and_single_pipelines(
+    tmp_path: Path, expert_dir: Path
+) -> None:
+    """The gain multiplies the merged (or single) ab exactly, the YAML's value is kept unless
+    the caller gives one, and joined with L the output's chroma grows (not exactly: the gamut)."""
+    path = write_yaml(tmp_path, expert_dir, extra="vividness: 1.5\n")
+    assert Pipeline.load(path, device="cpu").vividness == 1.5
+    plain = Pipeline.load(path, device="cpu", vividness=1.0)
+    vivid = Pipeline.load(path, device="cpu", vividness=2.0)
+    lab = plain.lab(color_image(40, 56))
+    routing = plain.route_lab(lab)
+    ab_plain, weights_plain = plain.merge_routed(lab, routing)
+    ab_vivid, weights_vivid = vivid.merge_routed(lab, routing)
+    assert torch.allclose(ab_vivid, 2.0 * ab_plain, atol=1e-5)
+    assert torch.equal(weights_vivid, weights_plain)  # the routing is not what changes
+
+    single = expert_dir / "places.safetensors"
+    one = Pipeline.load(expert=single, device="cpu")
+    two = Pipeline.load(expert=single, device="cpu", vividness=0.5)
+    assert one.vividness == 1.0
+    assert torch.allclose(two.predict_ab(lab), 0.5 * one.predict_ab(lab), atol=1e-5)
+
+    def chroma(rgb: np.ndarray) -> float:
+        lab_out = skimage.color.rgb2lab(rgb)
+        return float(np.hypot(lab_out[..., 1], lab_out[..., 2]).mean())
+
+    image = color_image(40, 56)
+    assert chroma(vivid.colorize(image)) > chroma(plain.colorize(image))
+    assert np.abs(lightness(vivid.colorize(image)) - lightness(plain.colorize(image))).mean() < 2
+
+
 def test_single_expert_pipeline_is_unchanged(expert_dir: Path) -> None:
     pipeline = Pipeline.from_expert(expert_dir / "places.safetensors", device="cpu")
     assert not pipeline.routed

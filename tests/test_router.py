@@ -122,6 +122,10 @@ def test_paths_relative_to_the_yaml_or_absolute(tmp_path: Path) -> None:
         (GOOD + "router: {min_area: 150}\n", "router.min_area must be a number in [0, 100]"),
         (GOOD + "router: {tta: maybe}\n", "router.tta must be true, false"),
         (GOOD + "working_size: big\n", "working_size must be an integer"),
+        (GOOD + "vividness: 0\n", "vividness must be a number above 0 and at most 3"),
+        (GOOD + "vividness: 3.5\n", "vividness must be a number above 0 and at most 3"),
+        (GOOD + "vividness: vivid\n", "vividness must be a number"),
+        (GOOD + "vividness: true\n", "vividness must be a number"),
         ("categories: [people]\n", "`categories:` must map category names"),
         (GOOD + "  bad name: {}\n", "category name 'bad name' must start with a letter"),
         (GOOD + "categories: {}\n", "duplicate key 'categories'"),
@@ -319,3 +323,4 @@ def test_template_config_is_the_shipped_pipeline() -> None:
     assert described(template) == described(shipped)  # same classes and the same checkpoints
     assert (template.router, template.merge) == (shipped.router, shipped.merge)
     assert (template.working_size, template.fallback) == (shipped.working_size, shipped.fallback)
+    assert template.vividness == shipped.vividness == 1.0

@@ -35,6 +35,7 @@ class Options:
     expert: str | None = None
     device: str = "auto"
     working_size: int | None = None
+    vividness: float | None = None  # None: the pipeline YAML's
     threads: int = 1  # torch threads per process (0: torch's default): see Colorizer
     debug: bool = False
     routing: str | None = None  # routing edits (JSON file) applied to every photo
@@ -96,6 +97,7 @@ class Colorizer:
             options.expert,
             device=options.device,
             working_size=options.working_size,
+            vividness=options.vividness,
         )
         self.edits = None
         if options.routing:

@@ -9,7 +9,7 @@ from segcolor.errors import SegcolorError
 
 def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     """``--pipeline``, ``--device`` and ``--working-size``: how commands that route photos build
-    their pipeline (checked by ``check_working_size``)."""
+    their pipeline (checked by ``check_pipeline_options``)."""
     parser.add_argument(
         "--pipeline",
         metavar="YAML",
@@ -24,10 +24,27 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def check_working_size(args: argparse.Namespace) -> None:
-    from segcolor.router.categories import MIN_WORKING_SIZE
+def add_vividness_argument(parser: argparse.ArgumentParser) -> None:
+    """``--vividness``, for the commands whose output is colored photos (checked by
+    ``check_pipeline_options``)."""
+    parser.add_argument(
+        "--vividness",
+        type=float,
+        metavar="GAIN",
+        help="chroma gain on the predicted colors: above 1 more vivid, below 1 more muted "
+        "(default 1, or the pipeline YAML's vividness; see the README's 'Vividness')",
+    )
+
+
+def check_pipeline_options(args: argparse.Namespace) -> None:
+    """``--working-size`` (and ``--vividness``, where a command has it) before any work."""
+    from segcolor.router.categories import MIN_WORKING_SIZE, vividness_problem
 
     if args.working_size is not None and args.working_size < MIN_WORKING_SIZE:
         raise SegcolorError(
             f"--working-size must be at least {MIN_WORKING_SIZE}, got {args.working_size}"
         )
+    vividness = getattr(args, "vividness", None)
+    problem = None if vividness is None else vividness_problem(vividness)
+    if problem:
+        raise SegcolorError(f"--vividness {problem}")

@@ -28,7 +28,7 @@ from segcolor.batch.manifest import (
     unchanged,
 )
 from segcolor.batch.worker import Options, task
-from segcolor.commands import check_working_size
+from segcolor.commands import add_vividness_argument, check_pipeline_options
 from segcolor.errors import SegcolorError
 from segcolor.io.atomic import refuse_overwriting_inputs
 from segcolor.io.images import IMAGE_EXTENSIONS, OUTPUT_FORMATS, iter_inputs
@@ -75,6 +75,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="short side at which color is predicted (default 256, or the pipeline YAML's "
         "working_size)",
     )
+    add_vividness_argument(parser)
     parser.add_argument(
         "--format",
         choices=sorted({e.lstrip(".") for e in OUTPUT_FORMATS}),
@@ -165,7 +166,7 @@ def plan_outputs(
 def run(args: argparse.Namespace) -> int:
     if args.show_routing and args.expert:
         raise SegcolorError("--show-routing needs a routed pipeline (one --expert has no routing)")
-    check_working_size(args)
+    check_pipeline_options(args)
     if args.routing and args.expert:
         raise SegcolorError("--routing needs a routed pipeline (one --expert has no routing)")
     if args.routing:
@@ -183,6 +184,7 @@ def run(args: argparse.Namespace) -> int:
         expert=args.expert,
         device=args.device,
         working_size=args.working_size,
+        vividness=args.vividness,
         # a folder: 1 thread per worker unless told (the same bytes whatever --jobs); one file:
         # torch's default, all cores (0)
         threads=args.threads or (0 if folder is None else 1),
@@ -225,7 +227,8 @@ def run(args: argparse.Namespace) -> int:
 
 def settings_of(options: Options) -> dict[str, object]:
     """What decides a batch's colors, as recorded in its manifest: a rerun into the same folder
-    with other models, working size or routing edits would mix two kinds of output."""
+    with other models, working size, routing edits or vividness would mix two kinds of
+    output (a manifest from before vividness existed reads None: the default)."""
 
     def where(path: str | None) -> str | None:
         return None if path is None else str(Path(path).resolve())
@@ -235,6 +238,7 @@ def settings_of(options: Options) -> dict[str, object]:
         "expert": where(options.expert),
         "working_size": options.working_size,
         "routing": where(options.routing),
+        "vividness": options.vividness,
     }
 
 

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from segcolor.commands import add_pipeline_arguments, check_working_size
+from segcolor.commands import add_pipeline_arguments, check_pipeline_options
 from segcolor.errors import SegcolorError
 from segcolor.io.atomic import refuse_overwriting_inputs
 from segcolor.paths import SHARED_ENV, portable_path
@@ -100,7 +100,7 @@ def _check(args: argparse.Namespace) -> None:
         raise SegcolorError(f"--skip must be 0 or more, got {args.skip}")
     if args.sheet < 0:
         raise SegcolorError(f"--sheet must be 0 or more, got {args.sheet}")
-    check_working_size(args)
+    check_pipeline_options(args)
     if args.threads is not None and args.threads < 1:
         raise SegcolorError(f"--threads must be at least 1, got {args.threads}")
     out = Path(args.output)

@@ -14,7 +14,11 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from segcolor.commands import add_pipeline_arguments, check_working_size
+from segcolor.commands import (
+    add_pipeline_arguments,
+    add_vividness_argument,
+    check_pipeline_options,
+)
 from segcolor.errors import SegcolorError
 from segcolor.io.atomic import refuse_overwriting_inputs
 
@@ -42,6 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="folder for the report (created; existing report files replaced)",
     )
     add_pipeline_arguments(parser)
+    add_vividness_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,12 +54,16 @@ def run(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise SegcolorError("the report needs a folder, but this is a file", out)
     _check_input_kept(Path(args.photo), out)
-    check_working_size(args)
+    check_pipeline_options(args)
     from segcolor.pipeline import Pipeline  # heavy imports only when there is work to do
     from segcolor.report import write_inspection
 
     pipeline = Pipeline.load(
-        args.pipeline, device=args.device, working_size=args.working_size, require_router=True
+        args.pipeline,
+        device=args.device,
+        working_size=args.working_size,
+        require_router=True,
+        vividness=args.vividness,
     )
     if _is_video(Path(args.photo)):
         return _inspect_video(pipeline, Path(args.photo), out)

@@ -9,7 +9,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from segcolor.commands import add_pipeline_arguments, check_working_size
+from segcolor.commands import (
+    add_pipeline_arguments,
+    add_vividness_argument,
+    check_pipeline_options,
+)
 from segcolor.errors import SegcolorError
 
 HELP = "open the routing studio: a local web app to colorize photos and correct their routing"
@@ -19,6 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     add_pipeline_arguments(parser)
+    add_vividness_argument(parser)
     parser.add_argument(
         "--max-upload-mb", type=float, default=50.0, help="largest upload in MB (default 50)"
     )
@@ -43,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     ):
         if value is not None and value <= 0:
             raise SegcolorError(f"{flag} must be positive, got {value}")
-    check_working_size(args)
+    check_pipeline_options(args)
     try:
         import uvicorn
 
@@ -56,7 +61,11 @@ def run(args: argparse.Namespace) -> int:
     from segcolor.pipeline import Pipeline
 
     pipeline = Pipeline.load(
-        args.pipeline, device=args.device, working_size=args.working_size, require_router=True
+        args.pipeline,
+        device=args.device,
+        working_size=args.working_size,
+        require_router=True,
+        vividness=args.vividness,
     )
     settings = StudioSettings(
         max_upload_bytes=int(args.max_upload_mb * (1 << 20)),

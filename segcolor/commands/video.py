@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from segcolor.commands import check_working_size
+from segcolor.commands import add_vividness_argument, check_pipeline_options
 from segcolor.errors import SegcolorError
 
 HELP = "colorize a black-and-white video (file or folder of frames), steady from frame to frame"
@@ -34,6 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--working-size", type=int, metavar="PX", help="short side at which color is predicted"
     )
+    add_vividness_argument(parser)
     parser.add_argument(
         "--threads",
         type=int,
@@ -128,7 +129,7 @@ def _options(args: argparse.Namespace) -> tuple:
 
 
 def run(args: argparse.Namespace) -> int:
-    check_working_size(args)
+    check_pipeline_options(args)
     if not Path(args.input).exists():
         raise SegcolorError("no such file or folder", args.input)
     stabilizer, options = _options(args)
@@ -143,7 +144,11 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
 
     pipeline = Pipeline.load(
-        args.pipeline, args.expert, device=args.device, working_size=args.working_size
+        args.pipeline,
+        args.expert,
+        device=args.device,
+        working_size=args.working_size,
+        vividness=args.vividness,
     )
     summary = colorize_video(pipeline, args.input, args.output, stabilizer, options)
     info = summary.info

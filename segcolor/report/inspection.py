@@ -42,7 +42,11 @@ def preview_size(height: int, width: int, limit: int) -> tuple[int, int]:
 
 def _settings(pipeline: Pipeline) -> dict[str, Any]:
     """What produced the report, flat and readable (also stored in routing.json)."""
-    out: dict[str, Any] = {"device": str(pipeline.device), "working_size": pipeline.working_size}
+    out: dict[str, Any] = {
+        "device": str(pipeline.device),
+        "working_size": pipeline.working_size,
+        "vividness": pipeline.vividness,
+    }
     config = pipeline.config
     if config is not None:
         out["pipeline"] = str(config.path) if config.path else "-"

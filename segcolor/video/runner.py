@@ -216,6 +216,8 @@ def fingerprint(
         "chunk_frames": options.chunk_frames,
         "stabilizer": stabilizer.to_dict(),
         "working_size": pipeline.working_size,
+        # absent at the default, so work folders from before the option still resume
+        **({"vividness": pipeline.vividness} if pipeline.vividness != 1.0 else {}),
         "router": repr(pipeline.router.options) if pipeline.router else None,
         "merge": repr(pipeline.merge),
         "categories": pipeline.router.categories if pipeline.router else None,
