@@ -315,5 +315,6 @@ def test_a_rerun_with_other_settings_is_refused_until_overwrite(tmp_path, expert
     assert colorize(tmp_path / "in", out, expert_path, "--working-size", 16) == 0
     assert "1 of 1 images already done" in capsys.readouterr().err
     # so is another vividness: the same photos in other colors
-    assert colorize(tmp_path / "in", out, expert_path, "--working-size", 16, "--vividness", 1.5) == 2
+    flags = ("--working-size", 16, "--vividness", 1.5)
+    assert colorize(tmp_path / "in", out, expert_path, *flags) == 2
     assert "other settings (vividness None -> 1.5)" in capsys.readouterr().err
