@@ -24,7 +24,7 @@ def test_serve_flags_are_checked_first(flags, message, capsys):
     assert capsys.readouterr().err == f"segcolor: error: {message}\n"
 
 
-@pytest.mark.parametrize("command", ["colorize", "video", "inspect"])
+@pytest.mark.parametrize("command", ["colorize", "video", "inspect", "evaluate"])
 @pytest.mark.parametrize("value", ["0", "4", "nan"])
 def test_vividness_out_of_range_is_one_line_before_any_work(command, value, tmp_path, capsys):
     """Checked before the input is even looked at (it does not exist here)."""

@@ -239,6 +239,25 @@ def test_merged_is_the_pipelines_own_output(pipeline: Pipeline) -> None:
     assert np.allclose(Pipeline.to_rgb(lab, merged), pipeline.colorize_float(rgb), atol=1e-6)
 
 
+def test_every_method_answers_at_the_pipelines_vividness(
+    pipeline: Pipeline, pipeline_yaml: Path
+) -> None:
+    """A pipeline configured more vivid is evaluated as it colors, and its experts alone, the
+    oracle and the general model at the same gain: the comparison stays fair."""
+    vivid = Pipeline.from_config(pipeline_yaml, device="cpu", vividness=2.0)
+    general_path = pipeline_yaml.parent / "general.safetensors"
+    general = Pipeline.from_expert(general_path, working_size=32, vividness=2.0)
+    names = ["general", "expert:people", "merged", "oracle"]
+    lab = pipeline.lab(color_image(40, 56))
+    mask = np.ones((40, 56), np.uint8)
+    plain = Methods(pipeline, names, Pipeline.from_expert(general_path, working_size=32))
+    base, scaled = plain.run(lab, mask), Methods(vivid, names, general).run(lab, mask)
+    for name in names:
+        assert torch.allclose(scaled[name], 2.0 * base[name], atol=1e-4), name
+    with pytest.raises(ValueError, match="vividness"):
+        Methods(vivid, ["general"], Pipeline.from_expert(general_path, working_size=32))
+
+
 # ---------------------------------------------------------------------------- the command
 
 

@@ -14,7 +14,11 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from segcolor.commands import add_pipeline_arguments, check_pipeline_options
+from segcolor.commands import (
+    add_pipeline_arguments,
+    add_vividness_argument,
+    check_pipeline_options,
+)
 from segcolor.errors import SegcolorError
 from segcolor.io.atomic import refuse_overwriting_inputs
 from segcolor.paths import SHARED_ENV, portable_path
@@ -36,6 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "-o", "--output", required=True, metavar="DIR", help="folder for the results (created)"
     )
     add_pipeline_arguments(parser)  # --pipeline, --device, --working-size
+    add_vividness_argument(parser)  # every method but gray at that gain
     parser.add_argument(
         "--general",
         metavar="CKPT",
@@ -146,6 +151,7 @@ def command_line(args: argparse.Namespace) -> str:
         ("--sheet", None if args.sheet == 8 else args.sheet),
         ("--sheet-photos", args.sheet_photos),
         ("--working-size", args.working_size),
+        ("--vividness", args.vividness),
         ("--device", None if args.device == "auto" else args.device),
         ("--threads", args.threads),
     ):
@@ -187,7 +193,11 @@ def run(args: argparse.Namespace) -> int:
         reason = err.strerror or err
         raise SegcolorError(f"cannot make the results folder ({reason})", out) from None
     pipeline = Pipeline.load(
-        args.pipeline, device=args.device, working_size=args.working_size, require_router=True
+        args.pipeline,
+        device=args.device,
+        working_size=args.working_size,
+        require_router=True,
+        vividness=args.vividness,
     )
     names = parse_methods(args.baselines, list(pipeline.experts))
     general = None
@@ -200,7 +210,10 @@ def run(args: argparse.Namespace) -> int:
                 general_path,
             )
         general = Pipeline.from_expert(
-            general_path, device=pipeline.device, working_size=pipeline.working_size
+            general_path,
+            device=pipeline.device,
+            working_size=pipeline.working_size,
+            vividness=pipeline.vividness,  # every method at the same gain: a fair comparison
         )
     methods = Methods(pipeline, names, general)
     results = evaluate(
@@ -219,7 +232,8 @@ def run(args: argparse.Namespace) -> int:
         f"command: `{command_line(args)}`",
         f"pipeline: {portable_path(source) if source != 'shipped' else source}; "
         f"general: {portable_path(general_path) if general else 'not evaluated'}; "
-        f"working size {pipeline.working_size}",
+        f"working size {pipeline.working_size}"
+        + (f"; vividness {pipeline.vividness:g}" if pipeline.vividness != 1.0 else ""),
     ]
     files = write_results(results, out, context)
     if results.sheet and (args.sheet > 0 or sheet_photos):

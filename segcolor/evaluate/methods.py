@@ -69,6 +69,8 @@ class Methods:
             raise SegcolorError("the general baseline needs a general model checkpoint")
         if general is not None and general.working_size != pipeline.working_size:
             raise ValueError("the general model must run at the pipeline's working size")
+        if general is not None and general.vividness != pipeline.vividness:
+            raise ValueError("the general model must answer at the pipeline's vividness")
         self.pipeline = pipeline
         self.general = general
         self.names = list(names)
@@ -94,7 +96,9 @@ class Methods:
         def expert(name: str) -> torch.Tensor:
             if name not in cache:
                 mix = self._mix(name, lab, routing)
-                cache[name] = self.pipeline.run_expert(name, l_norm, mix, features)
+                # at the pipeline's vividness, as the merge answers (and so the oracle too)
+                ab = self.pipeline.run_expert(name, l_norm, mix, features)
+                cache[name] = self.pipeline.vivid(ab)
             return cache[name]
 
         out: dict[str, torch.Tensor] = {}
