@@ -222,6 +222,18 @@ def test_routed_split_and_samples(photo_folders, pipeline_yaml, tmp_path):
     assert torch.equal(whole["weight"], torch.ones(1, 16, 16))
 
 
+def test_max_images_samples_every_folder_stably(photo_folders, pipeline_yaml, tmp_path):
+    """A cap on a multi-folder cache is a stable hash-picked subset, not the first folder's
+    photos (the cache lists people's six before places')."""
+    cache = build_cache(photo_folders, pipeline_yaml, size=16, cache_root=tmp_path / "c")
+    capped = routed_split(cache, 0.0, None, max_images=6)
+    chosen = sorted(capped.train + capped.val)
+    assert len(chosen) == 6 and chosen == sorted(routed_split(cache, 0.0, None, max_images=6).train)
+    folders = {Path(cache.files[i]).parent.name for i in chosen}
+    assert folders == {"people", "places"}, folders
+    assert set(chosen) <= set(np.flatnonzero(cache.ok).tolist())
+
+
 def routed_config(tmp_path: Path, folders: list[Path], pipeline: Path, **train) -> Path:
     cfg = {
         "name": "people",

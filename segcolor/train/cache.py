@@ -388,7 +388,7 @@ def routed_split(
     (``profile_from="classifier"``: as it will be routed; pass ``classifier`` when it reads the
     segmenter's features) or by whether the photo's own colors belong to the profile
     (``"colors"``, with ``profiles_file``: what the variant stands for)."""
-    from segcolor.train.data import is_held_out
+    from segcolor.train.data import is_held_out, subset_score
 
     share = np.ones(len(cache), dtype=np.float32)
     weight = None
@@ -410,7 +410,8 @@ def routed_split(
             share = share * weight
     keep = np.flatnonzero(cache.ok & (share >= min_weight))
     if max_images is not None:
-        keep = keep[:max_images]
+        by_score = sorted(keep.tolist(), key=lambda i: subset_score(Path(cache.files[i])))
+        keep = np.sort(np.array(by_score[:max_images], dtype=np.int64))
     train, val = [], []
     for i in keep.tolist():
         (val if is_held_out(Path(cache.files[i]), val_fraction) else train).append(i)

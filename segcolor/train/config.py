@@ -27,7 +27,7 @@ DEFAULTS: dict[str, Any] = {
         "val_fraction": 0.1,  # by a stable hash of each file's relative path
         "size": 128,  # training crop, pixels
         "saturation_boost": 0.0,  # targets' chroma *= 1 + boost (seed 001)
-        "max_images": None,  # cap on the folder (a stable subset), for quick runs
+        "max_images": None,  # cap on the photos (a stable hash-picked subset), for quick runs
         "routing": None,  # train as the router routes: see ROUTING_DEFAULTS
     },
     "model": {"arch": "resnet18_unet", "head": "regression"},  # + the arch's options, init

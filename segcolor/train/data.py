@@ -67,6 +67,13 @@ def split_score(path: Path) -> float:
     return _unit_hash("val:" + path.name)
 
 
+def subset_score(path: Path) -> float:
+    """A file's place in [0, 1) for ``data.max_images`` over several folders: the photos with
+    the smallest scores form a stable subset that samples every folder (unlike their first N,
+    which would be the first folder's). Keyed on the folder and file name, as on any machine."""
+    return _unit_hash("subset:" + "/".join(path.parts[-2:]))
+
+
 def is_held_out(path: Path, val_fraction: float) -> bool:
     """True when training with ``val_fraction`` keeps ``path`` out of the training set."""
     return split_score(path) < val_fraction
