@@ -8,8 +8,8 @@ from segcolor.errors import SegcolorError
 
 
 def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--pipeline``, ``--device`` and ``--working-size``: how commands that route photos build
-    their pipeline (checked by ``check_pipeline_options``)."""
+    """``--pipeline``, ``--device``, ``--working-size`` and ``--vividness``: how commands that
+    route photos build their pipeline (checked by ``check_pipeline_options``)."""
     parser.add_argument(
         "--pipeline",
         metavar="YAML",
@@ -22,6 +22,7 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="PX",
         help="short side at which color is predicted (default: the YAML's)",
     )
+    add_vividness_argument(parser)
 
 
 def add_vividness_argument(parser: argparse.ArgumentParser) -> None:

@@ -14,11 +14,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from segcolor.commands import (
-    add_pipeline_arguments,
-    add_vividness_argument,
-    check_pipeline_options,
-)
+from segcolor.commands import add_pipeline_arguments, check_pipeline_options
 from segcolor.errors import SegcolorError
 from segcolor.io.atomic import refuse_overwriting_inputs
 from segcolor.paths import SHARED_ENV, portable_path
@@ -39,8 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-o", "--output", required=True, metavar="DIR", help="folder for the results (created)"
     )
-    add_pipeline_arguments(parser)  # --pipeline, --device, --working-size
-    add_vividness_argument(parser)  # every method but gray at that gain
+    add_pipeline_arguments(parser)  # --pipeline, --device, --working-size, --vividness
     parser.add_argument(
         "--general",
         metavar="CKPT",

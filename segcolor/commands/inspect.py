@@ -14,11 +14,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from segcolor.commands import (
-    add_pipeline_arguments,
-    add_vividness_argument,
-    check_pipeline_options,
-)
+from segcolor.commands import add_pipeline_arguments, check_pipeline_options
 from segcolor.errors import SegcolorError
 from segcolor.io.atomic import refuse_overwriting_inputs
 
@@ -46,7 +42,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="folder for the report (created; existing report files replaced)",
     )
     add_pipeline_arguments(parser)
-    add_vividness_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:

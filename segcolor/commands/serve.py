@@ -9,11 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from segcolor.commands import (
-    add_pipeline_arguments,
-    add_vividness_argument,
-    check_pipeline_options,
-)
+from segcolor.commands import add_pipeline_arguments, check_pipeline_options
 from segcolor.errors import SegcolorError
 
 HELP = "open the routing studio: a local web app to colorize photos and correct their routing"
@@ -23,7 +19,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     add_pipeline_arguments(parser)
-    add_vividness_argument(parser)
     parser.add_argument(
         "--max-upload-mb", type=float, default=50.0, help="largest upload in MB (default 50)"
     )
