@@ -459,12 +459,15 @@ class Pipeline:
         size = tuple(weights.shape[-2:])
         sigma = feather_sigma(self.merge.feather, size)
         ab, used = composite(weights, patches, sigma, ramp=self.margin(size) / 2)
-        return self.vivid(ab[None]), used
+        return self.vivid(ab[None], routing.edits), used
 
-    def vivid(self, ab: torch.Tensor) -> torch.Tensor:
-        """The answer with ``vividness`` applied (colors leaving the gamut are mapped back to it
-        when joined with L)."""
-        return ab if self.vividness == 1.0 else ab * self.vividness
+    def vivid(self, ab: torch.Tensor, edits: RoutingEdits | None = None) -> torch.Tensor:
+        """The answer with ``vividness`` applied, the photo's own if its edits give one (colors
+        leaving the gamut are mapped back to it when joined with L)."""
+        gain = self.vividness
+        if edits is not None and edits.vividness is not None:
+            gain = edits.vividness
+        return ab if gain == 1.0 else ab * gain
 
     @torch.inference_mode()
     def single_features(self, lab: LabImage) -> torch.Tensor | None:
@@ -550,5 +553,7 @@ class Pipeline:
             analysis.merge_weights[name] = used[index].float().cpu().numpy()
             if expert_images:
                 alone = self.run_expert(name, l_norm, routing.mix(name), routing.feature_grid)
-                analysis.expert_images[name] = to_uint8(self._to_rgb(lab, self.vivid(alone)))
+                analysis.expert_images[name] = to_uint8(
+                    self._to_rgb(lab, self.vivid(alone, routing.edits))
+                )
         return analysis

@@ -171,6 +171,8 @@ def test_a_profile_variant_can_be_pinned(variant_dir: Path, tmp_path: Path) -> N
             "counts sum to 2, not 2*2",
         ),
         ('{"profiles": ["gray"]}', "must map a category"),
+        ('{"vividness": 0}', '"vividness" must be a number above 0 and at most 3, got 0'),
+        ('{"vividness": "1.2"}', '"vividness" must be a number'),
     ],
 )
 def test_malformed_edits_are_one_line_errors(text: str, fragment: str) -> None:
@@ -209,6 +211,37 @@ def test_cached_expert_patches_give_the_same_result(pipeline: Pipeline) -> None:
     assert calls == ["people"]  # only the expert whose crops changed ran
     assert torch.equal(cached, pipeline.merge_routed(lab, edited)[0])
     assert torch.equal(pipeline.merge_routed(lab, routing, cache)[0], first)
+
+
+def test_a_photos_vividness_scales_only_its_colors(pipeline: Pipeline, tmp_path: Path) -> None:
+    """An edit of vividness alone leaves the routing as it was and scales the merged ab (and the
+    experts' images of inspect) exactly; it round-trips through the edits file and keeps its
+    value when regions are reassigned; without it the file is as before (no key)."""
+    lab = pipeline.lab(subjects_photo())
+    plain = pipeline.route_lab(lab)
+    edits = RoutingEdits.from_dict({"vividness": 1.6})
+    assert not edits.routes and not edits.empty
+    routed = pipeline.route_lab(lab, edits)
+    assert torch.equal(routed.expert_weights_small, plain.expert_weights_small)
+    ab_plain, ab_vivid = pipeline.merge_routed(lab, plain)[0], pipeline.merge_routed(lab, routed)[0]
+    assert torch.allclose(ab_vivid, 1.6 * ab_plain, atol=1e-5)
+    both = edits.with_reassign(1, "people").with_profile("places", None)
+    assert both.vividness == 1.6 and both.routes
+    assert RoutingEdits.load(both.save(tmp_path / "e.json")) == both
+    assert "vividness" not in RoutingEdits().to_dict()
+    analysis = pipeline.analyze(subjects_photo(), edits=edits)
+    plain_analysis = pipeline.analyze(subjects_photo())
+    gain = [
+        np.hypot(*skimage_ab(a.expert_images["people"])).mean() for a in (plain_analysis, analysis)
+    ]
+    assert gain[1] > gain[0]
+
+
+def skimage_ab(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    from skimage.color import rgb2lab
+
+    lab = rgb2lab(rgb)
+    return lab[..., 1], lab[..., 2]
 
 
 def test_cli_replays_edits(tmp_path: Path, pipeline: Pipeline, expert_dir: Path) -> None:

@@ -188,9 +188,24 @@ def test_reassigned_region_alone_changes_and_replays_in_the_cli(
         "POST", "/api/colorize?edits=" + urllib.parse.quote(edits.body.decode()), png(photo)
     )
     assert one_shot.status == 200 and np.array_equal(one_shot.image(), after)
+    # the photo's own vividness: saved with the edits, the same routing, livelier colors
+    vivid = studio.put_edits(photo_id, {**edits.json(), "vividness": 1.5})
+    assert vivid.status == 200 and vivid.json()["vividness"] == 1.5
+    assert vivid.json()["regions"][1]["category_now"] == "people"
+    livelier = studio.get(f"/api/photos/{photo_id}/result.png").image()
+    assert chroma(livelier) > chroma(after) + 1.0
+    assert studio.get(f"/api/photos/{photo_id}/edits.json").json()["vividness"] == 1.5
     # reset: back to the router's own result
-    assert studio.put_edits(photo_id, {}).status == 200
+    reset = studio.put_edits(photo_id, {})
+    assert reset.status == 200 and reset.json()["vividness"] == 1.0
     assert np.array_equal(studio.get(f"/api/photos/{photo_id}/result.png").image(), before)
+
+
+def chroma(rgb: np.ndarray) -> float:
+    from skimage.color import rgb2lab
+
+    lab = rgb2lab(rgb)
+    return float(np.hypot(lab[..., 1], lab[..., 2]).mean())
 
 
 def test_bad_uploads_and_edits_are_one_line_4xx(studio: Client) -> None:

@@ -86,6 +86,19 @@ def test_page_uploads_clicks_a_region_and_reroutes(tmp_path: Path) -> None:
             assert result_sum(page) != before
             assert page.input_value("#r-category") == "people"
             assert "router said animals" in page.text_content("#r-was")
+
+            # the photo's vividness: the slider saves it with the edits and re-renders
+            rerouted = result_sum(page)
+            page.fill("#vivid", "1.5")  # fires input and change, as a user's drag does
+            page.wait_for_function(
+                "() => document.getElementById('result').dataset.version === '3' "
+                "&& document.getElementById('result').complete"
+            )
+            assert result_sum(page) != rerouted
+            assert page.text_content("#vivid-value") == "1.50"
+            (photo,) = client.get("/api/photos").json()
+            saved = client.get(f"/api/photos/{photo['id']}/edits.json").json()
+            assert saved["vividness"] == 1.5 and saved["reassign"]
             page.fill("#slider", "35")
             page.dispatch_event("#slider", "input")
             shot = tmp_path / "studio.png"

@@ -10,12 +10,17 @@ spreads and normalises the weights), so the merge uses the corrected weights:
   0s) or a base64 PNG (non-zero = painted); masks of another size are stretched over the photo;
 - ``profiles``: a profiled category's expert runs one variant only (``{"places": "cold-blue"}``).
 
+And one that is not about routing but about the same photo: ``vividness``, its chroma gain (the
+pipeline's ``vividness`` for this photo only: a person who remembers a vivid scene, or a faded
+one, knows what no model reading the gray photo can).
+
 A file looks like::
 
     {"version": 1,
      "reassign": [{"region": 2, "category": "people"}],
      "paint": [{"category": "animals", "polygon": [[10, 10], [80, 12], [60, 90]]}],
-     "profiles": {"places": "cold-blue"}}
+     "profiles": {"places": "cold-blue"},
+     "vividness": 1.3}
 
 Nothing here knows about the pipeline: arrays and names in, arrays out. Mistakes (an unknown
 category, a region the photo does not have, a malformed mask) raise ``EditsError``, one line.
@@ -27,16 +32,17 @@ import base64
 import io
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from segcolor.errors import SegcolorError
+from segcolor.router.categories import vividness_problem
 
 VERSION = 1
-_KEYS = {"version", "reassign", "paint", "profiles"}
+_KEYS = {"version", "reassign", "paint", "profiles", "vividness"}
 _MAX_MASK_SIDE = 8192  # a rough mask needs no more; bounds what a JSON file can make us allocate
 _MAX_POLYGON_POINTS = 10_000
 
@@ -94,10 +100,16 @@ class RoutingEdits:
     reassign: tuple[Reassign, ...] = ()
     paint: tuple[Paint, ...] = ()
     profiles: Mapping[str, str] = field(default_factory=dict, hash=False)
+    vividness: float | None = None  # None: the pipeline's
+
+    @property
+    def routes(self) -> bool:
+        """Whether the edits change the routing (vividness alone does not)."""
+        return bool(self.reassign or self.paint or self.profiles)
 
     @property
     def empty(self) -> bool:
-        return not (self.reassign or self.paint or self.profiles)
+        return not self.routes and self.vividness is None
 
     @property
     def categories(self) -> set[str]:
@@ -111,6 +123,7 @@ class RoutingEdits:
             "reassign": [r.to_dict() for r in self.reassign],
             "paint": [p.to_dict() for p in self.paint],
             "profiles": dict(self.profiles),
+            **({"vividness": self.vividness} if self.vividness is not None else {}),
         }
 
     def to_json(self) -> str:
@@ -166,7 +179,16 @@ class RoutingEdits:
             isinstance(k, str) and isinstance(v, str) for k, v in profiles.items()
         ):
             raise EditsError('"profiles" must map a category to a variant name')
-        return cls(reassign=reassign, paint=paint, profiles=dict(profiles))
+        vividness = data.get("vividness")
+        problem = None if vividness is None else vividness_problem(vividness)
+        if problem:
+            raise EditsError(f'"vividness" {problem}')
+        return cls(
+            reassign=reassign,
+            paint=paint,
+            profiles=dict(profiles),
+            vividness=None if vividness is None else float(vividness),
+        )
 
     def check(
         self, categories: Sequence[str], variants: Mapping[str, Sequence[str]] | None = None
@@ -190,14 +212,14 @@ class RoutingEdits:
     def with_reassign(self, region: int, category: str) -> RoutingEdits:
         """These edits with ``region`` (re)assigned to ``category`` (a later one replaces it)."""
         kept = tuple(r for r in self.reassign if r.region != region)
-        return RoutingEdits(kept + (Reassign(region, category),), self.paint, dict(self.profiles))
+        return replace(self, reassign=kept + (Reassign(region, category),))
 
     def with_profile(self, category: str, variant: str | None) -> RoutingEdits:
         """These edits with ``category``'s variant pinned (None: the classifier decides)."""
         profiles = {k: v for k, v in self.profiles.items() if k != category}
         if variant is not None:
             profiles[category] = variant
-        return RoutingEdits(self.reassign, self.paint, profiles)
+        return replace(self, profiles=profiles)
 
 
 def apply_edits(

@@ -402,7 +402,7 @@ class Router:
         self._suppress(weights, labels, fb)
         present = np.bincount(labels.ravel(), minlength=len(self.categories)) > 0
         base_boxes = None
-        if edits is not None and not edits.empty:
+        if edits is not None and edits.routes:
             base_boxes = defaultdict(list)
             listed = self._listed(labels, present, base_boxes)
             region_map = np.full(labels.shape, -1, dtype=np.int32)

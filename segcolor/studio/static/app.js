@@ -82,6 +82,8 @@ function show(photo) {
   $("dl-png").href = `/api/photos/${photo.id}/result.png?download=1`;
   $("dl-routing").href = `/api/photos/${photo.id}/routing.json`;
   $("dl-edits").href = `/api/photos/${photo.id}/edits.json`;
+  $("vivid").value = photo.vividness;
+  $("vivid-value").textContent = Number(photo.vividness).toFixed(2);
   const legend = $("legend");
   legend.replaceChildren();
   for (const c of photo.categories) {
@@ -174,6 +176,12 @@ function changeCategory() {
   putEdits(edits);
 }
 
+function changeVividness() {
+  const edits = currentEdits();
+  edits.vividness = Number($("vivid").value);
+  putEdits(edits);
+}
+
 function changeProfile() {
   const edits = currentEdits();
   const expert = state.regionInfo.expert_now;
@@ -196,6 +204,10 @@ function wire() {
   $("overlay").addEventListener("click", clickOverlay);
   $("r-category").addEventListener("change", changeCategory);
   $("r-profile").addEventListener("change", changeProfile);
+  $("vivid").addEventListener("input", (e) => {
+    $("vivid-value").textContent = Number(e.target.value).toFixed(2);
+  });
+  $("vivid").addEventListener("change", changeVividness);
   $("reset").addEventListener("click", () => putEdits({ version: 1 }));
   $("slider").addEventListener("input", (e) => {
     $("before").style.width = `${e.target.value}%`;
