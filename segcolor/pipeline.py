@@ -461,12 +461,16 @@ class Pipeline:
         ab, used = composite(weights, patches, sigma, ramp=self.margin(size) / 2)
         return self.vivid(ab[None], routing.edits), used
 
-    def vivid(self, ab: torch.Tensor, edits: RoutingEdits | None = None) -> torch.Tensor:
-        """The answer with ``vividness`` applied, the photo's own if its edits give one (colors
-        leaving the gamut are mapped back to it when joined with L)."""
-        gain = self.vividness
+    def vividness_for(self, edits: RoutingEdits | None = None) -> float:
+        """The chroma gain a photo gets: its own if its edits give one, else the pipeline's."""
         if edits is not None and edits.vividness is not None:
-            gain = edits.vividness
+            return edits.vividness
+        return self.vividness
+
+    def vivid(self, ab: torch.Tensor, edits: RoutingEdits | None = None) -> torch.Tensor:
+        """The answer at ``vividness_for(edits)`` (colors leaving the gamut are mapped back to
+        it when joined with L)."""
+        gain = self.vividness_for(edits)
         return ab if gain == 1.0 else ab * gain
 
     @torch.inference_mode()

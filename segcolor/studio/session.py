@@ -210,9 +210,7 @@ class PhotoSession:
             "profiles": {k: c.to_dict() for k, c in self.routing.profiles.items()},
             "edits": self.edits.to_dict(),
             # the chroma gain the result has: the photo's own (an edit) or the pipeline's
-            "vividness": self.pipeline.vividness
-            if self.edits.vividness is None
-            else self.edits.vividness,
+            "vividness": self.pipeline.vividness_for(self.edits),
         }
 
     def routing_report(self) -> dict[str, Any]:
