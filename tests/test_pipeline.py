@@ -16,6 +16,7 @@ from segcolor.cli import main
 from segcolor.errors import ConfigError, SegcolorError
 from segcolor.experts import create_expert, load_expert, save_expert
 from segcolor.pipeline import Pipeline
+from segcolor.router import weights as weights_mod
 from segcolor.router.segmenters import Segmenter, register_segmenter
 
 from .conftest import color_image
@@ -299,6 +300,7 @@ def test_missing_segmenter_weights_is_one_line(
 ) -> None:
     monkeypatch.setenv("SEGCOLOR_WEIGHTS_DIR", str(tmp_path / "no-weights"))
     monkeypatch.setenv("SEGCOLOR_CACHE_DIR", str(tmp_path / "no-cache"))
+    monkeypatch.setattr(weights_mod, "PACKAGED_DIR", tmp_path / "no-package")
     path = write_yaml(tmp_path, expert_dir, segmenter="deeplabv3_mnv2_voc")
     Image.fromarray(color_image(16, 16)).save(tmp_path / "a.png")
     code = main(

@@ -34,9 +34,10 @@ AGREEMENT_IMAGES = ["000000000036", "000000000049", "000000000072", "00000000011
 
 @pytest.fixture
 def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """No user weights dir, an empty cache dir under tmp_path."""
+    """No user weights dir, an empty cache dir under tmp_path, an empty package folder."""
     monkeypatch.delenv("SEGCOLOR_WEIGHTS_DIR", raising=False)
     monkeypatch.setenv("SEGCOLOR_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(weights_mod, "PACKAGED_DIR", tmp_path / "package")
     return tmp_path
 
 
@@ -57,7 +58,9 @@ def test_cache_dir_order(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Non
 
 
 def test_resolution_order(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    sha = _weights_file(clean_env / "cache")
+    sha = _weights_file(clean_env / "package")
+    assert resolve_weights("w.bin", sha) == clean_env / "package" / "w.bin"
+    _weights_file(clean_env / "cache")
     assert resolve_weights("w.bin", sha) == clean_env / "cache" / "w.bin"
     _weights_file(clean_env / "env")
     monkeypatch.setenv("SEGCOLOR_WEIGHTS_DIR", str(clean_env / "env"))
@@ -151,9 +154,8 @@ def test_tf_same_padding() -> None:
 
 @pytest.fixture(scope="module")
 def tflite_path() -> Path:
-    if not TFLITE.is_file():
-        pytest.skip(f"pretrained weights {TFLITE} are absent (set SEGCOLOR_SHARED_DIR)")
-    return TFLITE
+    """The shared copy where there is one, else the copy the package ships (the same file)."""
+    return TFLITE if TFLITE.is_file() else weights_mod.PACKAGED_DIR / TFLITE.name
 
 
 @pytest.fixture(scope="module")
@@ -209,6 +211,7 @@ def test_conversion_cache_round_trip(
 
     monkeypatch.setenv("SEGCOLOR_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("SEGCOLOR_WEIGHTS_DIR", str(tflite_path.parent))
+    monkeypatch.setattr(weights_mod, "PACKAGED_DIR", tmp_path / "package")  # no shipped copy
     first = create_segmenter()
     cached = tmp_path / "cache" / "deeplabv3_mnv2_voc.safetensors"
     with safe_open(str(cached), framework="pt") as fh:
@@ -277,3 +280,26 @@ def test_dm05_variant(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with torch.no_grad():
         labels = model(_to_tensor(np.repeat(gray[:, :, None], 3, -1))).argmax(1)[0]
     assert (labels == 15).float().mean() > 0.2
+
+
+def test_the_segmenter_ships_with_the_package(
+    tflite_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fresh install routes: with no weights folder and an empty cache the packaged file (the
+    original, byte for byte, with its licence and notice) is found, and it gives the same model
+    as the shared copy."""
+    variant = VARIANTS["deeplabv3_mnv2_voc"]
+    packaged = weights_mod.PACKAGED_DIR / variant.tflite
+    assert weights_mod.sha256_file(packaged) == variant.sha256
+    notice = (weights_mod.PACKAGED_DIR / "NOTICE.deeplabv3_mnv2_pascal_quant.txt").read_text()
+    assert variant.sha256 in notice and "github.com/google-coral/test_data" in notice
+    licence = (weights_mod.PACKAGED_DIR / "LICENSE.deeplabv3_mnv2_pascal_quant.txt").read_text()
+    assert "Apache License" in licence and "Version 2.0" in licence
+    monkeypatch.delenv("SEGCOLOR_WEIGHTS_DIR", raising=False)
+    monkeypatch.setenv("SEGCOLOR_CACHE_DIR", str(tmp_path / "cache"))
+    assert resolve_weights(variant.tflite, variant.sha256) == packaged
+    x = torch.rand(1, 3, 65, 65)
+    with torch.no_grad():
+        shipped = create_segmenter()(x)
+        shared = create_segmenter(weights=tflite_path)(x)
+    torch.testing.assert_close(shipped, shared, rtol=0, atol=0)  # same file, same conversion

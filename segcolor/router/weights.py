@@ -1,8 +1,9 @@
 """Find pretrained weight files on this machine and check their sha256.
 
-Nothing is ever downloaded: weights are public files the user puts in a known place, and every
-pretrained component of the project resolves them through ``resolve_weights`` so the search order
-and the error messages are the same everywhere.
+Nothing is ever downloaded: weights ship inside the package (``segcolor/weights``, e.g. the
+segmenter) or are public files the user puts in a known place, and every pretrained component of
+the project resolves them through ``resolve_weights`` so the search order and the error messages
+are the same everywhere.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from segcolor.errors import CheckpointError, WeightsNotFoundError
 
+PACKAGED_DIR = Path(__file__).resolve().parent.parent / "weights"  # files shipped in the wheel
 _CHUNK = 1 << 20
 # (resolved path, size, mtime_ns) -> sha256 hex; files do not change under a running process
 # often, and hashing a 100 MB checkpoint on every call would be wasteful.
@@ -47,7 +49,8 @@ def sha256_file(path: str | Path) -> str:
 
 
 def _candidates(filename: str, explicit: str | Path | None) -> list[Path]:
-    """Search order: explicit file or folder, then $SEGCOLOR_WEIGHTS_DIR, then the cache dir."""
+    """Search order: explicit file or folder, then $SEGCOLOR_WEIGHTS_DIR, then the cache dir, then
+    the package's own folder (last, so a user's copy can stand in for a shipped file)."""
     out: list[Path] = []
     if explicit is not None:
         p = Path(explicit).expanduser()
@@ -56,6 +59,7 @@ def _candidates(filename: str, explicit: str | Path | None) -> list[Path]:
     if env:
         out.append(Path(env).expanduser() / filename)
     out.append(cache_dir() / filename)
+    out.append(PACKAGED_DIR / filename)
     return out
 
 
