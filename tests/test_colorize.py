@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import skimage.color
+import torch
 from PIL import Image
 
 from segcolor.cli import main
@@ -260,9 +261,10 @@ def test_band_size_does_not_change_the_colors(expert_path):
     gray = color_image(75, 101).mean(axis=2).astype(np.uint8)
     whole = LabImage.from_rgb(gray, 48, pipeline.device)
     banded = LabImage.from_rgb(gray, 48, pipeline.device, band_pixels=101 * 2 + 30)
-    same_small = np.array_equal(whole.l_small.numpy(), banded.l_small.numpy())
+    # the shrunk L of two band sizes: the same sums in another grouping, float32 rounding apart
+    torch.testing.assert_close(whole.l_small, banded.l_small, atol=1e-4, rtol=0)
     ab = pipeline.predict_ab(whole)
     a, b = Pipeline.to_rgb(whole, ab, np.uint8), Pipeline.to_rgb(banded, ab, np.uint8)
-    assert same_small and a.dtype == np.uint8 and a.shape == (75, 101, 3)
+    assert a.dtype == np.uint8 and a.shape == (75, 101, 3)
     assert np.abs(a.astype(int) - b).max() <= 1 and (a != b).mean() < 0.001
     np.testing.assert_allclose(Pipeline.to_rgb(whole, ab), a / 255.0, atol=0.5 / 255 + 1e-6)

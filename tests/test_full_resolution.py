@@ -6,9 +6,9 @@ import torch
 import torch.nn.functional as F
 
 from segcolor.color.bands import for_each_band, row_bands, shrink_rows
-from segcolor.color.lab import fit_to_gamut, lab_to_rgb, rgb_to_lab
+from segcolor.color.lab import _lab_to_rgb_unclipped, fit_to_gamut, lab_to_rgb, rgb_to_lab
 from segcolor.color.lightness import lightness_rows
-from segcolor.color.recombine import recombine_bands, upsample_ab
+from segcolor.color.recombine import GAMUT_TOL, recombine_bands, upsample_ab
 from segcolor.io.images import float_rgb
 from segcolor.pipeline import to_uint8
 
@@ -27,6 +27,36 @@ def whole_image_rgb(lightness: torch.Tensor, ab: torch.Tensor) -> np.ndarray:
     ab_full = upsample_ab(ab, tuple(lightness.shape[-2:]))
     rgb = lab_to_rgb(fit_to_gamut(torch.cat([lightness, ab_full], dim=1)))
     return rgb[0].permute(1, 2, 0).numpy()
+
+
+# Tolerances of the banded path against the whole-image one, from what the arithmetic allows:
+# - off the gamut boundary the two differ only by float32 rounding of the same conversions
+#   (upsampling weights, the sRGB curve): 2e-4 in RGB;
+# - a pixel whose RGB sits within rounding of the fit's tolerance (GAMUT_TOL outside [0, 1]) can be
+#   judged "in gamut" by one path and fitted by the other, and which one wins depends on the CPU's
+#   SIMD kernels. Fitted, its chroma shrinks by at most one bisection step (2**-10 of it: < 0.2 ab
+#   units for |ab| < 200) and its RGB moves by at most GAMUT_TOL more when clipped, so the two
+#   answers differ by less than BOUNDARY_ATOL; such pixels are rare (BOUNDARY_FRACTION).
+ROUNDING_ATOL = 2e-4
+BOUNDARY_BAND = 1e-4  # RGB distance from the tolerance's edge where rounding can flip the fit
+BOUNDARY_ATOL = 5e-3
+BOUNDARY_FRACTION = 0.01
+
+
+def gamut_boundary(lightness: torch.Tensor, ab: torch.Tensor) -> np.ndarray:
+    """(H, W) bool: pixels whose unclipped RGB lies within rounding of the gamut fit's edge."""
+    ab_full = upsample_ab(ab, tuple(lightness.shape[-2:]))
+    rgb = _lab_to_rgb_unclipped(torch.cat([lightness, ab_full], dim=1))[0]
+    excess = torch.maximum(-rgb.amin(0), rgb.amax(0) - 1.0)
+    return ((excess - GAMUT_TOL).abs() < BOUNDARY_BAND).numpy()
+
+
+def assert_same_colors(actual: np.ndarray, expected: np.ndarray, boundary: np.ndarray) -> None:
+    """Equal up to rounding off the gamut boundary, within BOUNDARY_ATOL on it."""
+    off = ~boundary
+    np.testing.assert_allclose(actual[off], expected[off], atol=ROUNDING_ATOL)
+    np.testing.assert_allclose(actual[boundary], expected[boundary], atol=BOUNDARY_ATOL)
+    assert boundary.mean() <= BOUNDARY_FRACTION, f"{boundary.mean():.2%} of pixels on the edge"
 
 
 def smooth_ab(height: int, width: int, strength: float = 60.0, seed: int = 0) -> torch.Tensor:
@@ -80,10 +110,11 @@ def test_banded_shrink_equals_one_antialiased_resize(band_pixels):
 def test_banded_recombination_equals_the_whole_image_path(kind, band_pixels):
     pixels = scans()[kind]
     ab = smooth_ab(9, 13)
-    expected = whole_image_rgb(whole_image_lightness(pixels), ab)
+    lightness = whole_image_lightness(pixels)
+    expected = whole_image_rgb(lightness, ab)
     rows_of = lambda a, b: lightness_rows(pixels, a, b)  # noqa: E731
     as_float = recombine_bands(rows_of, ab, np.empty((37, 53, 3), np.float32), band_pixels)
-    np.testing.assert_allclose(as_float, expected, atol=2e-4)
+    assert_same_colors(as_float, expected, gamut_boundary(lightness, ab))
     as_uint8 = recombine_bands(rows_of, ab, np.empty((37, 53, 3), np.uint8), band_pixels)
     assert np.abs(as_uint8.astype(int) - to_uint8(expected)).max() <= 1
     assert (as_uint8 != to_uint8(expected)).mean() < 0.01
@@ -107,7 +138,7 @@ def test_out_of_gamut_pixels_are_fitted_keeping_lightness_and_hue():
     chroma = ab_out.norm(dim=0)
     assert (cosine[chroma > 5] > 0.99).all()
     assert (chroma[outside[0]] < ab_in.norm(dim=0)[outside[0]]).all()
-    np.testing.assert_allclose(out, whole_image_rgb(lightness, ab), atol=2e-4)
+    assert_same_colors(out, whole_image_rgb(lightness, ab), gamut_boundary(lightness, ab))
 
 
 def test_banded_recombination_keeps_no_full_size_float_copy():
