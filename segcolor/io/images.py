@@ -20,6 +20,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from segcolor.errors import BadImageError
 from segcolor.io.atomic import atomic_write
+from segcolor.io.png import write_png
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
 OUTPUT_FORMATS = {
@@ -182,8 +183,15 @@ def save_image(
             f"{', '.join(sorted(OUTPUT_FORMATS))})",
             path,
         )
+    if fmt == "PNG":  # lossless, deflated on every core (segcolor.io.png)
+        pixels = _as_uint8(rgb)
+        if alpha is not None:
+            pixels = np.concatenate([pixels, _as_uint8(alpha)[..., None]], axis=-1)
+        with atomic_write(path) as tmp, open(tmp, "wb") as fh:
+            write_png(fh, pixels)
+        return
     image = Image.fromarray(_as_uint8(rgb), "RGB")
-    if alpha is not None and fmt in ("PNG", "WEBP", "TIFF"):
+    if alpha is not None and fmt in ("WEBP", "TIFF"):
         image.putalpha(Image.fromarray(_as_uint8(alpha)))
     options: dict = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
     if fmt == "JPEG":
