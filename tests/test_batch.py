@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -245,7 +246,9 @@ def test_ray_engine_gives_the_local_rows_and_bytes(tmp_path, expert_path):
     make_folder(tmp_path / "in", good=4)
     assert colorize(tmp_path / "in", tmp_path / "local", expert_path) == 1
     ray = tmp_path / "ray"
+    sigterm = signal.getsignal(signal.SIGTERM)
     assert colorize(tmp_path / "in", ray, expert_path, "--engine", "ray", "--jobs", "2") == 1
+    assert signal.getsignal(signal.SIGTERM) is sigterm  # Ray's handler does not outlive the run
     assert outputs(ray) == outputs(tmp_path / "local")
     assert stable_rows(ray) == stable_rows(tmp_path / "local")
     # the same resume rule: a rerun has only the failed files to do

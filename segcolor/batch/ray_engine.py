@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -69,6 +71,9 @@ def run_ray(
     ray = import_ray()
     logging.getLogger("ray").setLevel(logging.WARNING)  # the CLI logs INFO; Ray's is noise here
     started = not ray.is_initialized()
+    # ray.init installs a SIGTERM handler (sys.exit(15)) and leaves it behind after shutdown;
+    # a caller's own handler (a training run's checkpoint-on-SIGTERM, pytest's) must survive us.
+    sigterm = signal.getsignal(signal.SIGTERM)
     if started:
         init: dict[str, Any] = {"include_dashboard": False, "log_to_driver": True}
         if address:
@@ -102,3 +107,5 @@ def run_ray(
     finally:
         if started:
             ray.shutdown()
+            if threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGTERM, sigterm)
