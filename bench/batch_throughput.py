@@ -19,14 +19,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from PIL import Image
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("SEGCOLOR_SHARED_DIR", REPO.parent / "shared"))
-CATEGORIES = ("people", "birds", "animals", "places")
+from common import CATEGORIES, Timer, shared, table_header
 
 
 def make_folder(folder: Path, count: int) -> Path:
@@ -35,9 +32,10 @@ def make_folder(folder: Path, count: int) -> Path:
         return folder
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    pools = [sorted((SHARED / "data" / "train" / c).glob("*")) for c in CATEGORIES]
+    root = shared()
+    pools = [sorted((root / "data" / "train" / c).glob("*")) for c in CATEGORIES]
     if not all(pools):
-        sys.exit(f"needs the shared training photos under {SHARED}/data/train/{{{CATEGORIES}}}")
+        sys.exit(f"needs the shared training photos under {root}/data/train/{{{CATEGORIES}}}")
     for i in range(count):
         pool = pools[i % len(pools)]
         image = Image.open(pool[(i * 37) % len(pool)]).convert("L")
@@ -52,9 +50,9 @@ def run(folder: Path, out: Path, jobs: int, device: str) -> float:
     shutil.rmtree(out, ignore_errors=True)
     command = [sys.executable, "-m", "segcolor", "colorize", str(folder), "-o", str(out)]
     command += ["--jobs", str(jobs), "--device", device]
-    start = time.perf_counter()
-    subprocess.run(command, check=True, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - start
+    with Timer() as timer:
+        subprocess.run(command, check=True, stderr=subprocess.DEVNULL)
+    return timer.seconds
 
 
 def outputs(out: Path) -> dict[str, bytes]:
@@ -73,8 +71,8 @@ def main() -> None:
         f"{args.count} photos ({folder}), device {args.device}, {os.cpu_count()} cores, "
         f"load average {os.getloadavg()[0]:.1f}"
     )
-    print("\n| jobs | wall s | photos/s | speed-up | same bytes as 1 job |")
-    print("|---:|---:|---:|---:|:---|")
+    print()
+    print(table_header(["jobs", "wall s", "photos/s", "speed-up", "same bytes as 1 job"], "rrrrl"))
     base_seconds, base_outputs = None, None
     for jobs in args.jobs:
         out = args.work / f"out-{jobs}"

@@ -25,35 +25,33 @@ shipped pipeline's router), built on first use (about 25 min on a 2-core CPU).
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from segcolor.color.lab import lab_to_rgb, normalize_l, rgb_to_lab
+from segcolor.evaluate.metrics import colorfulness
+from segcolor.experts import load_expert
+from segcolor.paths import resolve_data_path
+from segcolor.pipeline import DEFAULT_PIPELINE
+from segcolor.router.routing import mix_weights
+from segcolor.train.cache import TrainingCache, build_cache, color_profiles
 
-from segcolor.color.lab import lab_to_rgb, normalize_l, rgb_to_lab  # noqa: E402
-from segcolor.evaluate.metrics import colorfulness  # noqa: E402
-from segcolor.experts import load_expert  # noqa: E402
-from segcolor.paths import resolve_data_path  # noqa: E402
-from segcolor.pipeline import DEFAULT_PIPELINE  # noqa: E402
-from segcolor.router.routing import mix_weights  # noqa: E402
-from segcolor.train.cache import TrainingCache, build_cache, color_profiles  # noqa: E402
-from segcolor.train.data import is_held_out  # noqa: E402
+from common import CATEGORIES, held_out_photos, table_header
 
-FOLDERS = ("data/train/people", "data/train/birds", "data/train/animals", "data/train/places")
 AB_SCALE = 110.0
 
 
 def open_cache(size: int) -> TrainingCache:
-    return build_cache([resolve_data_path(f, None) for f in FOLDERS], DEFAULT_PIPELINE, size)
+    folders = [resolve_data_path(f"data/train/{c}", None) for c in CATEGORIES]
+    return build_cache(folders, DEFAULT_PIPELINE, size)
 
 
 def held_out(cache: TrainingCache, stride: int, category: str | None = None) -> np.ndarray:
-    keep = cache.ok & np.array([is_held_out(Path(f), 0.1) for f in cache.files])
+    held = set(held_out_photos(cache.files))
+    keep = cache.ok & np.array([Path(f) in held for f in cache.files])
     if category is not None:
         keep &= cache.mean_weights()[:, cache.categories.index(category)] >= 0.02
     return np.flatnonzero(keep)[::stride]
@@ -106,8 +104,8 @@ def experts_table(cache: TrainingCache, specs: list[str], stride: int) -> None:
                     psnr[spec].append(10 * np.log10(255**2 / max(mse, 1e-6)))
     photos_cf = np.array(truth_cf)
     print(f"{len(photos)} held-out photos of the cache; their colorfulness {photos_cf.mean():.1f}")
-    print("| model | ab RMSE ↓ | PSNR dB ↑ | CF | \\|ΔCF\\| ↓ | corr(CF, photo's) |")
-    print("|:--|--:|--:|--:|--:|--:|")
+    columns = ["model", "ab RMSE ↓", "PSNR dB ↑", "CF", "\\|ΔCF\\| ↓", "corr(CF, photo's)"]
+    print(table_header(columns, "lrrrrr"))
     for spec, _ in models:
         out_cf = np.array(cf[spec])
         print(
@@ -160,8 +158,7 @@ def variants_table(
                 ab = (outs * mw[:, :, None, None, None]).sum(1)
                 sq_err[mix] += float((((ab - lab[:, 1:]) ** 2).sum(1, keepdim=True) * w).sum())
     print(f"{len(photos)} held-out photos with background; variants {pattern}")
-    print("| variants mixed by | background ab RMSE ↓ |")
-    print("|:--|--:|")
+    print(table_header(["variants mixed by", "background ab RMSE ↓"], "lr"))
     for mix, err in sq_err.items():
         print(f"| {mix} | {np.sqrt(err / total / 2):.2f} |")
 

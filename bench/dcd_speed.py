@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 
 import torch
 
@@ -26,6 +25,8 @@ from segcolor.color.dcd import distance_matrix, dominant_colors_many, subsample
 from segcolor.io.images import find_images, load_image
 from segcolor.paths import resolve_data_path
 from segcolor.profiles.describe import describe_files
+
+from common import Timer, table_header
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -46,31 +47,30 @@ def main(argv: list[str] | None = None) -> int:
         f"{torch.get_num_threads()} threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, "
         f"load average {load:.2f}\n"
     )
-    start = time.perf_counter()
-    thumbs = [subsample(load_image(f).rgb) for f in files]
-    decode = len(files) / (time.perf_counter() - start)
-    rows = [("decode + subsample to 64 px (1 process)", decode)]
+    with Timer() as timer:
+        thumbs = [subsample(load_image(f).rgb) for f in files]
+    rows = [("decode + subsample to 64 px (1 process)", len(files) / timer.seconds)]
     for batch in args.batch_sizes:
         dominant_colors_many(thumbs[:batch])  # warm-up
-        start = time.perf_counter()
         descriptors = []
-        for i in range(0, len(thumbs), batch):
-            descriptors += dominant_colors_many(thumbs[i : i + batch])
-        rows.append((f"DCD, batch {batch}", len(thumbs) / (time.perf_counter() - start)))
-    start = time.perf_counter()
-    describe_files(files, workers=args.workers, progress=False)
+        with Timer() as timer:
+            for i in range(0, len(thumbs), batch):
+                descriptors += dominant_colors_many(thumbs[i : i + batch])
+        rows.append((f"DCD, batch {batch}", len(thumbs) / timer.seconds))
+    with Timer() as timer:
+        describe_files(files, workers=args.workers, progress=False)
     rows.append(
         (
             f"end to end (`profiles fit`'s describe, {args.workers} workers)",
-            len(files) / (time.perf_counter() - start),
+            len(files) / timer.seconds,
         )
     )
-    print("| stage | images/s |\n|---|---|")
+    print(table_header(["stage", "images/s"]))
     for name, rate in rows:
         print(f"| {name} | {rate:,.0f} |")
-    start = time.perf_counter()
-    matrix = distance_matrix(descriptors)
-    pairs = matrix.size / (time.perf_counter() - start)
+    with Timer() as timer:
+        matrix = distance_matrix(descriptors)
+    pairs = matrix.size / timer.seconds
     colors = sum(len(d) for d in descriptors) / len(descriptors)
     print(
         f"\nMPEG-7 distance matrix {matrix.shape[0]} x {matrix.shape[1]}: {pairs:,.0f} pairs/s "

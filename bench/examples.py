@@ -19,10 +19,11 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from segcolor.io.images import find_images, load_image, save_image
-from segcolor.paths import shared_dir
 from segcolor.pipeline import GENERAL_EXPERT, Pipeline, to_uint8
 from segcolor.report.overlay import category_colors, render_overlay
-from segcolor.train.data import is_held_out, split_score
+from segcolor.train.data import split_score
+
+from common import held_out_photos, shared
 
 HELD_OUT = ""  # the category folder's first held-out photo (by split score: none was trained on)
 # (folder under data/, file name): chosen to show several subjects, each category, and old photos
@@ -73,7 +74,7 @@ def main() -> int:
     parser.add_argument("--pipeline", help="pipeline YAML (default: the shipped one)")
     parser.add_argument("--general", default=str(GENERAL_EXPERT), help="general model")
     args = parser.parse_args()
-    root = shared_dir() or Path(__file__).resolve().parents[2] / "shared"
+    root = shared()
     pipeline = (
         Pipeline.from_config(args.pipeline, device="cpu")
         if args.pipeline
@@ -84,7 +85,7 @@ def main() -> int:
     for folder, name in ROWS:
         path = root / "data" / folder / name
         if name == HELD_OUT and path.is_dir():
-            held_out = [f for f in find_images(path) if is_held_out(f, 0.1)]
+            held_out = held_out_photos(find_images(path))
             path = min(held_out, key=split_score) if held_out else path / "(none held out)"
             name = path.name
         if not path.is_file():

@@ -26,7 +26,6 @@ Two kinds of experts (``--experts``):
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
@@ -35,9 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("SEGCOLOR_SHARED_DIR", REPO.parent / "shared"))
-EVAL_DIRS = ("data/eval_masks/coco128", "data/eval_masks/coco_taming_train100")
+from common import COCO, random_pipeline_yaml, shared
 
 
 def main() -> int:
@@ -52,14 +49,12 @@ def main() -> int:
     )
     parser.add_argument("--experts", choices=("cast", "random", "both"), default="both")
     args = parser.parse_args()
-    photos = sorted(p for d in EVAL_DIRS for p in (SHARED / d).glob("*.jpg"))
+    root = shared()
+    photos = sorted(p for d in COCO for p in (root / "data/eval_masks" / d).glob("*.jpg"))
     if not photos:
-        print(f"no eval photos under {SHARED} (set SEGCOLOR_SHARED_DIR)", file=sys.stderr)
+        print(f"no eval photos under {root} (set SEGCOLOR_SHARED_DIR)", file=sys.stderr)
         return 2
     torch.set_grad_enabled(False)
-    sys.path.insert(0, str(REPO / "bench"))
-    from pipeline_speed import random_pipeline_yaml
-
     from segcolor.color.lab import normalize_l
     from segcolor.io.images import load_image
     from segcolor.merge import (

@@ -19,11 +19,9 @@ torch's intra-op threads spin-wait badly when the cores are shared.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -31,46 +29,21 @@ import numpy as np
 import torch
 from PIL import Image
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("SEGCOLOR_SHARED_DIR", REPO.parent / "shared"))
-DEFAULT_PHOTO = SHARED / "data/eval_masks/coco_taming_train100/000000010321.jpg"
-CATEGORIES = {
-    "people": ["person"],
-    "birds": ["bird"],
-    "animals": ["cat", "dog", "horse", "sheep", "cow"],
-    "places": ["background"],
-}
+from common import Timer, random_pipeline_yaml, shared
 
-
-def random_pipeline_yaml(folder: Path, working_size: int) -> Path:
-    """A pipeline YAML with random-init experts (same arch and cost as trained ones)."""
-    from segcolor.experts import create_expert, save_expert
-
-    lines = [f"working_size: {working_size}", "fallback: places", "categories:"]
-    for i, (name, classes) in enumerate(CATEGORIES.items()):
-        torch.manual_seed(i)
-        save_expert(
-            create_expert(), folder / f"{name}.safetensors", {"name": name, "category": name}
-        )
-        lines += [
-            f"  {name}:",
-            f"    classes: [{', '.join(classes)}]",
-            f"    expert: {name}.safetensors",
-        ]
-    path = folder / "pipeline.yaml"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+DEFAULT_PHOTO = "data/eval_masks/coco_taming_train100/000000010321.jpg"  # in the shared folder
 
 
 def timed(fn: Callable[[], object]) -> tuple[float, float]:
-    wall, cpu = time.perf_counter(), time.process_time()
-    fn()
-    return time.perf_counter() - wall, time.process_time() - cpu
+    """Wall and CPU seconds of one call."""
+    with Timer() as timer:
+        fn()
+    return timer.seconds, timer.cpu
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--photo", type=Path, default=DEFAULT_PHOTO)
+    parser.add_argument("--photo", type=Path, help=f"default: $SEGCOLOR_SHARED_DIR/{DEFAULT_PHOTO}")
     parser.add_argument("--size", type=int, default=512, help="photo resized to SIZE x SIZE")
     parser.add_argument("--pipeline", type=Path, help="pipeline YAML (default: random experts)")
     parser.add_argument(
@@ -83,6 +56,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
+    args.photo = args.photo or shared() / DEFAULT_PHOTO
     if not args.photo.is_file():
         print(
             f"photo {args.photo} not found (set SEGCOLOR_SHARED_DIR or pass --photo)",

@@ -20,32 +20,33 @@ other jobs, ``--threads 1`` is much faster (torch's threads spin-wait when cores
 from __future__ import annotations
 
 import argparse
-import csv
-import os
+import math
 import shlex
 import sys
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from segcolor.cli import main as segcolor
 
-from segcolor.cli import main as segcolor  # noqa: E402
-
-COCO = ("coco128", "coco_taming_train100")
-CATEGORIES = ("people", "birds", "animals", "places")
-HELD_OUT = 0.1  # the val_fraction of configs/experts/*.yaml
-
-
-def shared_dir() -> Path:
-    return Path(os.environ.get("SEGCOLOR_SHARED_DIR", REPO.parent / "shared"))
+from common import (
+    ALL,
+    CATEGORIES,
+    COCO,
+    HELD_OUT,
+    REPO,
+    Scores,
+    paired_bootstrap,
+    read_scores,
+    shared,
+    table_header,
+    table_row,
+)
 
 
 def runs(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
     """(title, argv of ``segcolor``) for each evaluation."""
-    common: list[str] = []
+    options: list[str] = []
     for flag, value in (
         ("--pipeline", args.pipeline),
         ("--general", args.general),
@@ -53,15 +54,15 @@ def runs(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
         ("--threads", args.threads),
     ):
         if value is not None:
-            common += [flag, str(value)]
-    data = args.shared / "data"
+            options += [flag, str(value)]
+    data = (args.shared or shared()) / "data"
     coco = [str(data / "eval_masks" / name) for name in COCO]
     train = [str(data / "train" / name) for name in CATEGORIES]
     held = ["--held-out", str(HELD_OUT), "--limit", str(args.per_category)]
     return [
         (
             "COCO photos with category masks",
-            ["evaluate", *coco, "-o", str(args.out / "coco"), *common],
+            ["evaluate", *coco, "-o", str(args.out / "coco"), *options],
         ),
         (
             f"held-out photos of data/train (at most {args.per_category} per category)",
@@ -73,7 +74,7 @@ def runs(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
                 "--baselines",
                 "gray,general,experts,merged",
                 *held,
-                *common,
+                *options,
             ],
         ),
     ]
@@ -81,7 +82,7 @@ def runs(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--shared", type=Path, default=shared_dir(), help="the shared data folder")
+    ap.add_argument("--shared", type=Path, help="the shared data folder ($SEGCOLOR_SHARED_DIR)")
     ap.add_argument("--out", type=Path, default=REPO / "out" / "quality", help="results folder")
     ap.add_argument("--per-category", type=int, default=50, help="held-out photos per category")
     ap.add_argument("--pipeline", help="pipeline YAML (default: the shipped one)")
@@ -113,83 +114,87 @@ def main(argv: list[str] | None = None) -> int:
 # --- the README's two compact tables, with the merged - general difference and its 95 % CI
 
 
-def paired_ci(diff: np.ndarray, resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
-    """95 % bootstrap interval of the mean of per-photo differences (photos resampled)."""
-    rng = np.random.default_rng(seed)
-    means = diff[rng.integers(0, len(diff), size=(resamples, len(diff)))].mean(1)
-    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+Table = dict[tuple[str, str], dict[str, float]]  # (method, metric) -> {photo: value}
 
 
-def _per_photo(rows: list[dict[str, str]], method: str, metric: str) -> dict[str, float]:
-    return {r["photo"]: float(r[metric]) for r in rows if r["method"] == method}
-
-
-def _cells(rows: list[dict[str, str]], methods: list[str | None], metric: str) -> str:
+def _cells(table: Table, methods: list[str | None], metric: str) -> str:
     values = []
     for method in methods:
-        got = list(_per_photo(rows, method, metric).values()) if method else []
+        got = list(table.get((method, metric), {}).values()) if method else []
         values.append(f"{np.mean(got):.2f}" if got else "–")
     return " / ".join(values)
 
 
-def _difference(rows: list[dict[str, str]], metric: str) -> str:
-    merged, general = _per_photo(rows, "merged", metric), _per_photo(rows, "general", metric)
+def _difference(table: Table, metric: str) -> str:
+    merged, general = table.get(("merged", metric), {}), table.get(("general", metric), {})
     photos = sorted(set(merged) & set(general))
-    diff = np.array([merged[p] - general[p] for p in photos])
-    low, high = paired_ci(diff)
-    return f"{diff.mean():+.2f} [{low:+.2f}, {high:+.2f}]"
+    return str(paired_bootstrap([merged[p] for p in photos], [general[p] for p in photos]))
 
 
-def _table(groups: dict[str, list[dict[str, str]]], expert_of: dict[str, str | None]) -> list[str]:
+def _table(groups: dict[str, Table], expert_of: dict[str, str]) -> list[str]:
     lines = [
-        "| set (photos) | PSNR dB ↑ gray / general / expert alone / merged "
-        "| ΔE00 ↓ gray / general / expert alone / merged "
-        "| merged − general: PSNR, ΔE00 [95 % CI] | \\|ΔCF\\| ↓ general / merged |",
-        "|:--|--:|--:|--:|--:|",
+        table_header(
+            [
+                "set (photos)",
+                "PSNR dB ↑ gray / general / expert alone / merged",
+                "ΔE00 ↓ gray / general / expert alone / merged",
+                "merged − general: PSNR, ΔE00 [95 % CI]",
+                "\\|ΔCF\\| ↓ general / merged",
+            ],
+            "lrrrr",
+        )
     ]
-    for name, rows in groups.items():
+    for name, table in groups.items():
         methods = ["gray", "general", expert_of.get(name), "merged"]
-        photos = len(_per_photo(rows, "merged", "psnr_rgb"))
+        photos = len(table.get(("merged", "psnr_rgb"), {}))
         lines.append(
-            f"| {name} ({photos}) | {_cells(rows, methods, 'psnr_rgb')} "
-            f"| {_cells(rows, methods, 'delta_e2000')} "
-            f"| {_difference(rows, 'psnr_rgb')}, {_difference(rows, 'delta_e2000')} "
-            f"| {_cells(rows, ['general', 'merged'], 'colorfulness_diff')} |"
+            table_row(
+                [
+                    f"{name} ({photos})",
+                    _cells(table, methods, "psnr_rgb"),
+                    _cells(table, methods, "delta_e2000"),
+                    f"{_difference(table, 'psnr_rgb')}, {_difference(table, 'delta_e2000')}",
+                    _cells(table, ["general", "merged"], "colorfulness_diff"),
+                ]
+            )
         )
     return lines
+
+
+def _group(scores: Scores, group: str, rated_only: bool = False) -> Table:
+    """One group's scores; ``rated_only``: of each method only the photos it has a PSNR for
+    (a region a photo lacks has nan scores)."""
+    table = {(m, metric): v for (m, g, metric), v in scores.items() if g == group}
+    if rated_only:
+        for method in {m for m, _ in table}:
+            rated = table.get((method, "psnr_rgb"), {})
+            keep = {p for p, v in rated.items() if not math.isnan(v)}
+            for key in [k for k in table if k[0] == method]:
+                table[key] = {p: v for p, v in table[key].items() if p in keep}
+    return {k: v for k, v in table.items() if v}
 
 
 def summary(out: Path) -> str:
     """Both evaluations in two compact tables (photo means), each set's merged - general
     difference with a paired bootstrap 95 % interval: which gaps are more than noise."""
     lines: list[str] = []
-    coco = out / "coco" / "results.csv"
-    if coco.is_file():
-        by_region: dict[str, dict[str, dict[str, str]]] = defaultdict(dict)
-        with coco.open(encoding="utf-8") as f:
-            for r in csv.DictReader(f):
-                row = by_region[r["region"]].setdefault(
-                    (r["photo"], r["method"]), {"photo": r["photo"], "method": r["method"]}
-                )
-                row[r["metric"]] = r["value"]
+    coco = read_scores(out / "coco" / "results.csv")
+    if coco is not None:
         groups = {}
         for region, name in (("image", "COCO whole images"),) + tuple(
             (c, f"COCO {c} regions") for c in CATEGORIES
         ):
-            rows = [r for r in by_region.get(region, {}).values() if "psnr_rgb" in r]
-            rows = [r for r in rows if r["psnr_rgb"] not in ("", "nan")]
-            if rows:
-                groups[name] = rows
+            table = _group(coco, region, rated_only=True)
+            if table:
+                groups[name] = table
         experts = {f"COCO {c} regions": f"expert:{c}" for c in CATEGORIES}
         lines += ["**COCO**, whole images and ground-truth regions:", ""]
         lines += _table(groups, experts) + [""]
-    held = out / "held_out" / "per_photo.csv"
-    if held.is_file():
-        with held.open(encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
-        groups = {"held-out, all": rows}
+    held = read_scores(out / "held_out" / "per_photo.csv")
+    if held is not None:
+        groups = {"held-out, all": _group(held, ALL)}
         for c in CATEGORIES:
-            groups[f"held-out {c}"] = [r for r in rows if r["dataset"] == c]
+            groups[f"held-out {c}"] = _group(held, c)
         experts = {f"held-out {c}": f"expert:{c}" for c in CATEGORIES}
         lines += ["**Held-out training photos**, whole photos:", ""]
         lines += _table(groups, experts) + [""]

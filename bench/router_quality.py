@@ -14,8 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -25,27 +23,22 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from segcolor.paths import shared_dir
+from segcolor.router import create_segmenter
+from segcolor.router.segmenters.base import DEFAULT_TTA
 
-from segcolor.router import create_segmenter  # noqa: E402
-from segcolor.router.segmenters.base import DEFAULT_TTA  # noqa: E402
+from common import COCO, Timer, shared
 
 GROUPS = ["background", "person", "bird", "animal"]
 VOC_TO_GROUP = {"person": 1, "bird": 2, "cat": 3, "dog": 3, "horse": 3, "sheep": 3, "cow": 3}
-SUBSETS = ("coco128", "coco_taming_train100")
-
-
-def shared_dir() -> Path:
-    return Path(os.environ.get("SEGCOLOR_SHARED_DIR", REPO.parent / "shared"))
 
 
 def default_weights() -> Path | None:
     """The shared dev copy of the weights unless the user points elsewhere."""
-    if os.environ.get("SEGCOLOR_WEIGHTS_DIR"):
+    root = shared_dir()
+    if os.environ.get("SEGCOLOR_WEIGHTS_DIR") or root is None:
         return None
-    folder = shared_dir() / "weights"
-    return folder if folder.is_dir() else None
+    return root / "weights" if (root / "weights").is_dir() else None
 
 
 def group_matrix(classes: list[str]) -> torch.Tensor:
@@ -62,7 +55,7 @@ def load_samples(
     """(name, grayscale uint8 HxW, group mask HxW, RGB uint8 HxWx3) for the COCO subsets; photos
     pair with masks through each folder's index.json (``image`` / ``semantic_mask``)."""
     n = 0
-    for subset in SUBSETS:
+    for subset in COCO:
         index = json.loads((data / subset / "index.json").read_text())
         for item in index["images"]:
             if limit is not None and n >= limit:
@@ -120,9 +113,11 @@ def tflite_reference(weights: Path) -> Callable[[np.ndarray], torch.Tensor]:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=shared_dir() / "data" / "eval_masks")
+    ap.add_argument("--data", type=Path, help="default: $SEGCOLOR_SHARED_DIR/data/eval_masks")
     ap.add_argument("--segmenter", default="deeplabv3_mnv2_voc")
-    ap.add_argument("--weights", default=default_weights(), help="weights file or folder")
+    ap.add_argument(
+        "--weights", help="weights file or folder (default: $SEGCOLOR_SHARED_DIR/weights if any)"
+    )
     ap.add_argument("--tta", action="store_true", help="also evaluate test-time augmentation")
     ap.add_argument("--tta-scales", type=float, nargs="+", default=list(DEFAULT_TTA["scales"]))
     ap.add_argument("--no-flip", action="store_true", help="TTA without the horizontal flip")
@@ -135,6 +130,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--limit", type=int, default=None, help="first N images only")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = ap.parse_args(argv)
+    args.data = args.data or shared() / "data" / "eval_masks"
+    args.weights = args.weights or default_weights()
 
     device = torch.device(args.device)
     model = create_segmenter(
@@ -174,11 +171,8 @@ def main(argv: list[str] | None = None) -> None:
         if args.color:
             runs.append(("port on the color photo (bound)", model, False, color))
         for mode, net, cfg, inp in runs:
-            t0 = time.perf_counter()
-            prob = net.predict_proba(inp, tta=cfg)[0]
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            dt = time.perf_counter() - t0
+            with Timer(device) as timer:
+                prob = net.predict_proba(inp, tta=cfg)[0]
             # Two decision rules: the group of the best VOC class, or the best summed group.
             for rule, pred in (
                 ("argmax", class_group[prob.argmax(0)]),
@@ -186,11 +180,11 @@ def main(argv: list[str] | None = None) -> None:
             ):
                 meter = meters.setdefault(f"{mode} [{rule}]", IoUMeter())
                 meter.add(pred.cpu(), mask)
-                meter.seconds += dt
+                meter.seconds += timer.seconds
         if reference is not None:
-            t0 = time.perf_counter()
-            pred = class_group.cpu()[reference(gray).long()]
-            meters["TFLite reference 513"].seconds += time.perf_counter() - t0
+            with Timer() as timer:
+                pred = class_group.cpu()[reference(gray).long()]
+            meters["TFLite reference 513"].seconds += timer.seconds
             meters["TFLite reference 513"].add(pred, mask)
 
     print(f"{n} images from {args.data} (grayscale), segmenter {args.segmenter}, device {device}")

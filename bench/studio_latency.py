@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import numpy as np
 import torch
@@ -19,6 +18,8 @@ from segcolor.io.images import load_image
 from segcolor.pipeline import Pipeline
 from segcolor.router.overrides import RoutingEdits
 from segcolor.studio.session import PhotoSession
+
+from common import Timer
 
 
 def main() -> None:
@@ -35,12 +36,11 @@ def main() -> None:
     pixels = np.asarray(image)
     pipeline = Pipeline.default(device="cpu", require_router=True)
     pipeline.colorize(pixels)  # warm-up
-    start = time.perf_counter()
-    session = PhotoSession.open(pipeline, pixels, id="bench", name="bench")
-    first = time.perf_counter() - start
+    with Timer() as first:
+        session = PhotoSession.open(pipeline, pixels, id="bench", name="bench")
     regions = session.base.regions
     print(f"{args.size}x{args.size}: {session.routing.summary()}")
-    print(f"first analysis (segmenter + all experts + merge): {first * 1000:.0f} ms")
+    print(f"first analysis (segmenter + all experts + merge): {first.seconds * 1000:.0f} ms")
     print("regions:", ", ".join(f"{i}:{r.category}" for i, r in enumerate(regions)))
     subject = next((i for i, r in enumerate(regions) if r.category != "places"), 0)
     others = [c for c in pipeline.router.categories if c != regions[subject].category]
@@ -56,12 +56,12 @@ def main() -> None:
         for _ in range(args.repeat):
             session.render(RoutingEdits())  # back to the unedited result (cached)
             times.append(session.render(edits))
-        fresh = time.perf_counter()
-        pipeline.colorize(pixels, edits)
-        fresh = (time.perf_counter() - fresh) * 1000
+        with Timer() as fresh:
+            pipeline.colorize(pixels, edits)
         print(
             f"{label}: first {times[0]:.0f} ms, cached median "
-            f"{statistics.median(times[1:] or times):.0f} ms (no cache: {fresh:.0f} ms)"
+            f"{statistics.median(times[1:] or times):.0f} ms "
+            f"(no cache: {fresh.seconds * 1000:.0f} ms)"
         )
 
 

@@ -27,7 +27,6 @@ import platform
 import shlex
 import statistics
 import sys
-import time
 from collections.abc import Callable
 
 import torch
@@ -39,8 +38,9 @@ from segcolor.experts import Expert, create_expert
 from segcolor.train.engine import RawOutput, amp_dtype, train_step
 from segcolor.train.losses import create_loss
 
+from common import CATEGORIES, Timer, shared
+
 ARCHS = ("resnet18_unet", "resnet18_unet_semantic", "resnet18_unet_deep")
-FOLDERS = ("people", "birds", "animals", "places")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -77,13 +77,9 @@ def timed(fn: Callable[[], object], device: torch.device, warmup: int, runs: int
         fn()
     times = []
     for _ in range(runs):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        times.append(time.perf_counter() - start)
+        with Timer(device) as timer:
+            fn()
+        times.append(timer.seconds)
     return statistics.median(times)
 
 
@@ -193,13 +189,11 @@ def data_table(args: argparse.Namespace) -> str:
 
     from torch.utils.data import DataLoader
 
-    from segcolor.paths import shared_dir
     from segcolor.pipeline import DEFAULT_PIPELINE
     from segcolor.train.cache import RoutedPhotos, build_cache, routed_split
     from segcolor.train.data import ImageFolderRGB, init_worker
 
-    shared = shared_dir() or Path(__file__).resolve().parents[2] / "shared"
-    roots = [shared / "data" / "train" / name for name in FOLDERS]
+    roots = [shared() / "data" / "train" / name for name in CATEGORIES]
     cache = build_cache(roots, DEFAULT_PIPELINE, 112)  # reused when already built
     split = routed_split(cache, 0.1, None)
     picks = split.train[:: max(1, len(split.train) // args.data)][: args.data]
@@ -214,7 +208,7 @@ def data_table(args: argparse.Namespace) -> str:
         "persistent_workers": False,
     }
     lines = [
-        f"data: {len(picks)} photos of {', '.join(FOLDERS)}, crop {args.size}, batch "
+        f"data: {len(picks)} photos of {', '.join(CATEGORIES)}, crop {args.size}, batch "
         f"{args.batch_size}, {args.workers} loader process(es)",
         "",
         f"{'source':<28} {'load photos/s':>14} {'load+train img/s':>17}",
@@ -224,25 +218,27 @@ def data_table(args: argparse.Namespace) -> str:
         ("raw JPEG folders", jpegs, "resnet18_unet"),
         ("routed cache (memmap)", cached, "resnet18_unet_semantic"),
     ):
-        start = time.perf_counter()
-        count = sum(
-            len(b["rgb"] if isinstance(b, dict) else b) for b in DataLoader(dataset, **loader_opts)
-        )
-        load_rate = count / (time.perf_counter() - start)
+        with Timer() as timer:
+            count = sum(
+                len(b["rgb"] if isinstance(b, dict) else b)
+                for b in DataLoader(dataset, **loader_opts)
+            )
+        load_rate = count / timer.seconds
         expert = create_expert(arch).train()
         net = RawOutput(expert)
         optimizer = torch.optim.AdamW(expert.parameters(), lr=1e-3)
         uniform = torch.full((NUM_BINS,), 1.0 / NUM_BINS, dtype=torch.float64)
         criterion = create_loss({"kind": "rebalanced"}, uniform)
         scaler = torch.amp.GradScaler("cpu", enabled=False)
-        start, count = time.perf_counter(), 0
-        for i, item in enumerate(DataLoader(dataset, **loader_opts)):
-            batch = item if isinstance(item, dict) else {"rgb": item}
-            train_step(net, criterion, optimizer, scaler, batch, 0.0, None)
-            count += len(batch["rgb"])
-            if i + 1 >= max(3, args.steps * 2):
-                break
-        both = count / (time.perf_counter() - start)
+        count = 0
+        with Timer() as timer:
+            for i, item in enumerate(DataLoader(dataset, **loader_opts)):
+                batch = item if isinstance(item, dict) else {"rgb": item}
+                train_step(net, criterion, optimizer, scaler, batch, 0.0, None)
+                count += len(batch["rgb"])
+                if i + 1 >= max(3, args.steps * 2):
+                    break
+        both = count / timer.seconds
         lines.append(f"{label:<28} {load_rate:>14.1f} {both:>17.1f}")
     return "\n".join(lines)
 

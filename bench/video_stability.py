@@ -27,12 +27,10 @@ Measures, for the naive mode (every frame colorized alone) and the stabilized on
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,8 +42,8 @@ from PIL import Image
 from skimage.color import deltaE_ciede2000, rgb2lab
 from skimage.metrics import peak_signal_noise_ratio
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("SEGCOLOR_SHARED_DIR", REPO.parent / "shared"))
+from common import Timer, random_pipeline_yaml, shared, table_header
+
 CLIP_SIZE = (192, 144)  # width, height of the synthetic clips
 STATIC_L = 2.0  # L units: "barely changes"
 MODES = ("naive", "stabilized")
@@ -65,10 +63,10 @@ class Clip:
 # ------------------------------------------------------------------ clips
 
 
-def pick_photos(limit: int) -> list[Path]:
+def pick_photos(root: Path, limit: int) -> list[Path]:
     """A fixed, varied set: COCO (people, animals), DAVIS, and each training category."""
-    masks = SHARED / "data/eval_masks"
-    train = SHARED / "data/train"
+    masks = root / "data/eval_masks"
+    train = root / "data/train"
     candidates = [
         sorted((masks / "coco128").glob("*.jpg")),
         sorted((masks / "davis2016").glob("*.jpg")),
@@ -127,10 +125,10 @@ def synthetic_clip(photo: Path, kind: str, frames: int) -> Clip:
     return Clip(f"{photo.parent.name}/{photo.stem}", kind, clip_frames, True, to_prev)
 
 
-def real_clips(limit: int) -> Iterator[Clip]:
+def real_clips(root: Path, limit: int) -> Iterator[Clip]:
     import av
 
-    for path in sorted((SHARED / "data/video").glob("*.mp4")):
+    for path in sorted((root / "data/video").glob("*.mp4")):
         frames = []
         with av.open(str(path)) as container:
             for frame in container.decode(video=0):
@@ -165,10 +163,10 @@ def run_clip(pipeline, clip: Clip, options) -> tuple[list[np.ndarray], list[np.n
     outputs, categories = [], []
     seconds = 0.0
     for frame in clip.frames:
-        start = time.perf_counter()
-        result = stabilizer.process(frame)
-        out = to_uint8(result.rgb)
-        seconds += time.perf_counter() - start
+        with Timer() as timer:
+            result = stabilizer.process(frame)
+            out = to_uint8(result.rgb)
+        seconds += timer.seconds
         outputs.append(out)
         if result.routing is not None:
             cats = result.routing.category_map_small.astype(np.uint8)
@@ -231,10 +229,8 @@ def _mean(values: list[float], fmt: str) -> str:
 
 
 def table(results: dict[tuple[str, str], Scores]) -> list[str]:
-    lines = [
-        "| clips | mode | flicker Δab | gt | flips % | compared % | PSNR dB | ΔE2000 | fps |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
+    columns = "clips, mode, flicker Δab, gt, flips %, compared %, PSNR dB, ΔE2000, fps"
+    lines = [table_header(columns.split(", "))]
     groups = list(dict.fromkeys(group for group, _ in results))
     for group, mode in sorted(results, key=lambda k: (groups.index(k[0]), MODES.index(k[1]))):
         s = results[(group, mode)]
@@ -263,8 +259,9 @@ def main() -> int:
     parser.add_argument("--color-alpha", type=float, help="stabilizer setting (default: video's)")
     parser.add_argument("--profile-alpha", type=float, help="stabilizer setting (default: video's)")
     args = parser.parse_args()
-    if not (SHARED / "data").is_dir():
-        print(f"no shared data under {SHARED} (set SEGCOLOR_SHARED_DIR)", file=sys.stderr)
+    root = shared()
+    if not (root / "data").is_dir():
+        print(f"no shared data under {root} (set SEGCOLOR_SHARED_DIR)", file=sys.stderr)
         return 2
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -273,9 +270,6 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         if args.random_experts:
-            sys.path.insert(0, str(REPO / "bench"))
-            from pipeline_speed import random_pipeline_yaml
-
             pipeline = Pipeline.from_config(random_pipeline_yaml(Path(tmp), 256), args.device)
             experts = "random-init experts"
         elif args.pipeline:
@@ -295,10 +289,10 @@ def main() -> int:
     }
     options = {"naive": StabilizerOptions(enabled=False), "stabilized": StabilizerOptions(**steady)}
     clips: list[Clip] = []
-    for photo in pick_photos(args.photos):
+    for photo in pick_photos(root, args.photos):
         clips += [synthetic_clip(photo, kind, args.frames) for kind in ("pan", "zoom")]
     if not args.no_real:
-        clips += list(real_clips(args.real_frames))
+        clips += list(real_clips(root, args.real_frames))
     results: dict[tuple[str, str], Scores] = {}
     per_clip: list[str] = []
     for clip in clips:

@@ -14,9 +14,9 @@ the comparison is between the experts themselves. Metrics are those of ``segcolo
 (``segcolor.evaluate.metrics``: scikit-image's CIEDE2000 and PSNR, Hasler-Suesstrunk
 colorfulness), on the 8-bit output against the 8-bit ground truth.
 
-    python bench/profile_experts.py                    # the shipped files, all held-out photos
-    python bench/profile_experts.py --limit 50         # a quick look
-    python bench/profile_experts.py \\
+    python experiments/profile_experts.py               # the shipped files, all held-out photos
+    python experiments/profile_experts.py --limit 50    # a quick look
+    python experiments/profile_experts.py \\
         --experts "places expert=segcolor/weights/places.safetensors" \\
                   "places expert + 3 epochs=runs/profiles/places_all_finetune/expert.safetensors" \\
         --sets "fine-tuned profile experts=segcolor/weights/places_{name}.safetensors"
@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -48,7 +47,9 @@ from segcolor.pipeline import Pipeline, to_uint8
 from segcolor.profiles import load_profiles
 from segcolor.profiles.classifier import load_classifier, predict_proba
 from segcolor.router.routing import mix_weights
-from segcolor.train.data import is_held_out
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+from common import HELD_OUT, Timer, held_out_photos, table_header  # noqa: E402
 
 METRICS = ("delta_e2000", "psnr_rgb", "colorfulness", "colorfulness_diff")
 
@@ -56,7 +57,7 @@ METRICS = ("delta_e2000", "psnr_rgb", "colorfulness", "colorfulness_diff")
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="data/train/places")
-    parser.add_argument("--val-fraction", type=float, default=0.1)
+    parser.add_argument("--val-fraction", type=float, default=HELD_OUT)
     parser.add_argument("--profiles", default="configs/profiles/places.yaml")
     parser.add_argument(
         "--experts",
@@ -101,11 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     profiles = load_profiles(args.profiles)
     names = profiles.names
     truth_of = profiles.labels()
-    photos = [
-        f
-        for f in find_images(resolve_data_path(args.data))
-        if is_held_out(f, args.val_fraction) and f.name in truth_of
-    ][: args.limit]
+    held_out = held_out_photos(find_images(resolve_data_path(args.data)), args.val_fraction)
+    photos = [f for f in held_out if f.name in truth_of][: args.limit]
     size = args.working_size
 
     def pipeline(path: str) -> Pipeline:
@@ -135,36 +133,36 @@ def main(argv: list[str] | None = None) -> int:
     by_profile: dict[tuple[str, str], list[float]] = defaultdict(list)
     truth_cf: list[float] = []
     correct = 0
-    start = time.perf_counter()
-    for i, path in enumerate(photos):
-        rgb = load_image(path).rgb
-        truth = GroundTruth.from_rgb(to_uint8(rgb))
-        truth_cf.append(colorfulness(truth.rgb))
-        lab = next(iter(singles.values())).lab(rgb)  # only L is used
-        # a features classifier pools the segmenter's over the whole photo (places photos: all
-        # places pixels); a lightness classifier reads L
-        features = feature_source(lab) if reads_features else None
-        probs = predict_proba(classifier, lab.l_small, features)[0].cpu().tolist()
-        probabilities = dict(zip(names, probs, strict=True))
-        weights = [mix_weights(probabilities, names, t) for t in args.min_probability]
-        top = names[int(np.argmax(probs))]
-        true = names[truth_of[path.name]]
-        correct += top == true
-        outputs = {label: p.predict_ab(lab) for label, p in singles.items()}
-        for label, variants in sets.items():
-            ab = {n: variants[n].predict_ab(lab) for n in names}
-            for kind, mix in zip(mixes, weights, strict=True):
-                outputs[f"{label}: {kind}"] = sum(w * ab[n] for n, w in mix.items())
-            outputs[f"{label}: classifier top-1"] = ab[top]
-            outputs[f"{label}: true profile (oracle)"] = ab[true]
-            outputs[f"{label}: mean of variants"] = sum(ab.values()) / len(ab)
-        for method, ab in outputs.items():
-            result = measure(truth, to_uint8(Pipeline.to_rgb(lab, ab)))
-            scores[method].append(result)
-            by_profile[(method, true)].append(result["delta_e2000"])
-        if (i + 1) % 50 == 0:
-            print(f"  {i + 1}/{len(photos)} photos", file=sys.stderr)
-    seconds = time.perf_counter() - start
+    with Timer() as timer:
+        for i, path in enumerate(photos):
+            rgb = load_image(path).rgb
+            truth = GroundTruth.from_rgb(to_uint8(rgb))
+            truth_cf.append(colorfulness(truth.rgb))
+            lab = next(iter(singles.values())).lab(rgb)  # only L is used
+            # a features classifier pools the segmenter's over the whole photo (places photos: all
+            # places pixels); a lightness classifier reads L
+            features = feature_source(lab) if reads_features else None
+            probs = predict_proba(classifier, lab.l_small, features)[0].cpu().tolist()
+            probabilities = dict(zip(names, probs, strict=True))
+            weights = [mix_weights(probabilities, names, t) for t in args.min_probability]
+            top = names[int(np.argmax(probs))]
+            true = names[truth_of[path.name]]
+            correct += top == true
+            outputs = {label: p.predict_ab(lab) for label, p in singles.items()}
+            for label, variants in sets.items():
+                ab = {n: variants[n].predict_ab(lab) for n in names}
+                for kind, mix in zip(mixes, weights, strict=True):
+                    outputs[f"{label}: {kind}"] = sum(w * ab[n] for n, w in mix.items())
+                outputs[f"{label}: classifier top-1"] = ab[top]
+                outputs[f"{label}: true profile (oracle)"] = ab[true]
+                outputs[f"{label}: mean of variants"] = sum(ab.values()) / len(ab)
+            for method, ab in outputs.items():
+                result = measure(truth, to_uint8(Pipeline.to_rgb(lab, ab)))
+                scores[method].append(result)
+                by_profile[(method, true)].append(result["delta_e2000"])
+            if (i + 1) % 50 == 0:
+                print(f"  {i + 1}/{len(photos)} photos", file=sys.stderr)
+    seconds = timer.seconds
 
     print(
         f"# Profile experts vs the single places expert: {len(photos)} held-out places photos "
@@ -175,8 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         f"classifier {args.classifier}: top-1 accuracy {correct / max(len(photos), 1):.3f} on "
         "these photos\n"
     )
-    print("| method | ΔE2000 ↓ | PSNR dB ↑ | colorfulness | \\|ΔCF\\| ↓ |")
-    print("|---|---|---|---|---|")
+    print(table_header(["method", "ΔE2000 ↓", "PSNR dB ↑", "colorfulness", "\\|ΔCF\\| ↓"]))
     for method in methods:
         mean = {k: _mean([r[k] for r in scores[method]]) for k in METRICS}
         print(
@@ -186,8 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"| ground truth | 0 | ∞ | {_mean(truth_cf):.1f} | 0 |\n")
     counts = {n: sum(1 for p in photos if names[truth_of[p.name]] == n) for n in names}
     print("ΔE2000 by true profile (photos):\n")
-    print("| method | " + " | ".join(f"{n} ({counts[n]})" for n in names) + " |")
-    print("|---" * (len(names) + 1) + "|")
+    print(table_header(["method", *(f"{n} ({counts[n]})" for n in names)]))
     for method in methods:
         cells = " | ".join(f"{_mean(by_profile[(method, n)]):.2f}" for n in names)
         print(f"| {method} | {cells} |")

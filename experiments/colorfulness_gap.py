@@ -10,7 +10,7 @@ beat, since it uses the photos' true colorfulness), and the correlation between 
 Why: the gap is per photo. If a method's colorfulness barely tracks the photos', no global
 rescaling brings the mean |ΔCF| near zero; it takes a model that knows *which* photos are vivid.
 
-    python bench/colorfulness_gap.py out/quality/held_out/per_photo.csv
+    python experiments/colorfulness_gap.py out/quality/held_out/per_photo.csv
 
 The gain's effect is computed from the stored numbers, taking colorfulness as proportional to a
 chroma gain (exact in the opponent channels it is defined on, approximate through Lab -> sRGB
@@ -20,31 +20,31 @@ and gamut clipping), not by re-rendering the photos.
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+from common import ALL, read_scores, table_header  # noqa: E402
+
 
 def read(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """method -> (output colorfulness, photo colorfulness), one entry per photo."""
-    rows: dict[str, list[tuple[float, float]]] = defaultdict(list)
-    with path.open(encoding="utf-8") as f:
-        for r in csv.DictReader(f):
-            out, diff = float(r["colorfulness"]), float(r["colorfulness_diff"])
-            # colorfulness_diff is |out - photo|; the gray output (CF ~ 0) recovers each
-            # photo's own colorfulness, which the other rows then take
-            rows[r["method"]].append((out, diff))
-    if "gray" not in rows:
+    scores = read_scores(path) or {}
+
+    def per_method(metric: str) -> dict[str, np.ndarray]:
+        return {
+            m: np.array([*v.values()]) for (m, g, k), v in scores.items() if (g, k) == (ALL, metric)
+        }
+
+    out, diff = per_method("colorfulness"), per_method("colorfulness_diff")
+    if "gray" not in out:
         raise SystemExit(f"{path}: no gray rows (evaluate with --baselines including gray)")
-    truth = np.array([out + diff for out, diff in rows["gray"]])
-    result = {}
-    for method, values in rows.items():
-        if len(values) == len(truth):
-            result[method] = (np.array([v[0] for v in values]), truth)
-    return result
+    # colorfulness_diff is |out - photo|; the gray output (CF ~ 0) recovers each photo's own
+    # colorfulness, which the other rows then take
+    truth = out["gray"] + diff["gray"]
+    return {method: (cf, truth) for method, cf in out.items() if len(cf) == len(truth)}
 
 
 def best_gain(out: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
@@ -62,11 +62,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.per_photo}: not found", file=sys.stderr)
         return 2
     data = read(args.per_photo)
-    print(
-        "| method | photos | CF output / photos | \\|ΔCF\\| | best gain: \\|ΔCF\\| | "
-        "oracle affine: \\|ΔCF\\| | corr(CF output, CF photo) |"
-    )
-    print("|:--|--:|--:|--:|--:|--:|--:|")
+    columns = [
+        "method",
+        "photos",
+        "CF output / photos",
+        "\\|ΔCF\\|",
+        "best gain: \\|ΔCF\\|",
+        "oracle affine: \\|ΔCF\\|",
+        "corr(CF output, CF photo)",
+    ]
+    print(table_header(columns, "lrrrrrr"))
     for method, (out, truth) in data.items():
         if method == "gray":
             continue

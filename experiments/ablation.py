@@ -28,10 +28,10 @@ Rows (each a pipeline + the general model trained on the same data, steps and in
    ``+zoom-jitter`` one (given the same change it was worse: README), i.e. segcolor/weights
    today.
 
-    python bench/ablation.py train        # trains rows 2 and 3 (resumable; the others are
-                                          # recipes of configs/routed: see general.yaml)
-    python bench/ablation.py evaluate     # evaluates every row (bench/quality.py's sets) and
-                                          # prints one table
+    python experiments/ablation.py train     # trains rows 2 and 3 (resumable; the others are
+                                             # recipes of configs/routed: see general.yaml)
+    python experiments/ablation.py evaluate  # evaluates every row (bench/quality.py's sets) and
+                                             # prints one table
 
 The table: for each evaluation set, merged vs general PSNR and ΔE2000 (photo means), and the
 colorfulness gap |ΔCF| of the merged output. Every number comes from `segcolor evaluate`
@@ -41,7 +41,6 @@ runs whose folders (out/ablation/ROW/...) keep the full results.
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 import os
 import re
@@ -51,12 +50,11 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from segcolor.cli import main as segcolor
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 import quality  # noqa: E402  (bench/quality.py: the evaluation sets)
-
-from segcolor.cli import main as segcolor  # noqa: E402
+from common import ALL, CATEGORIES, REPO, read_scores, shared, table_header  # noqa: E402
 
 BEFORE = "4ec42cb"  # the last commit before routed training
 LONGER = "33844b9"  # the last commit shipping the rebalanced stage 3 (row +longer)
@@ -78,6 +76,7 @@ GIT_ROWS = {
 ROUTED = REPO / "configs" / "routed"
 STAGES = ("general", "general_ft", "general_ft2", "people", "birds", "animals", "places")
 SHORT = {"stage1": 1, "stage2": 1}
+METRICS = ("psnr_rgb", "delta_e2000", "colorfulness_diff")
 ROWS = {
     "+routed": {"model.arch": "resnet18_unet"},
     "+features": {"model.arch": "resnet18_unet_semantic"},
@@ -182,40 +181,25 @@ def evaluate(row: str, args: argparse.Namespace) -> Path:
 def read_means(folder: Path) -> dict[tuple[str, str], dict[str, float]]:
     """(set, method) -> metric means: whole images per dataset, and per region."""
     sums: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for name in ("coco", "held_out"):
-        per_photo = folder / name / "per_photo.csv"
-        if not per_photo.is_file():
-            continue
-        with per_photo.open(encoding="utf-8") as f:
-            for r in csv.DictReader(f):
-                key = "COCO whole" if name == "coco" else f"held-out {r['dataset']}"
-                for metric in ("psnr_rgb", "delta_e2000", "colorfulness_diff"):
-                    sums[(key, r["method"])][metric].append(float(r[metric]))
-    results = folder / "coco" / "results.csv"
-    if results.is_file():
-        with results.open(encoding="utf-8") as f:
-            for r in csv.DictReader(f):
-                if r["region"] in ("people", "animals", "places", "birds") and r["metric"] in (
-                    "psnr_rgb",
-                    "delta_e2000",
-                    "colorfulness_diff",
-                ):
-                    value = float(r["value"])
-                    if not math.isnan(value):
-                        sums[(f"COCO {r['region']} regions", r["method"])][r["metric"]].append(
-                            value
-                        )
+    for name in ("coco", "held_out"):  # whole images: COCO all together, held-out per folder
+        scores = read_scores(folder / name / "per_photo.csv") or {}
+        for (method, group, metric), values in scores.items():
+            if metric in METRICS and (group == ALL) == (name == "coco"):
+                key = "COCO whole" if name == "coco" else f"held-out {group}"
+                sums[(key, method)][metric] += values.values()
+    regions = read_scores(folder / "coco" / "results.csv") or {}
+    for (method, region, metric), values in regions.items():
+        if region in CATEGORIES and metric in METRICS:
+            finite = [v for v in values.values() if not math.isnan(v)]
+            sums[(f"COCO {region} regions", method)][metric] += finite
     return {k: {m: sum(v) / len(v) for m, v in d.items() if v} for k, d in sums.items()}
 
 
 def table(rows: list[str]) -> str:
     means = {row: read_means(REPO / "out" / "ablation" / row.strip("+")) for row in rows}
     sets = sorted({s for m in means.values() for s, _ in m}, key=_set_order)
-    lines = [
-        "| set | row | PSNR merged / general / gray | ΔE00 merged / general / gray "
-        "| \\|ΔCF\\| merged |",
-        "|:--|:--|--:|--:|--:|",
-    ]
+    columns = ["set", "row", "PSNR merged / general / gray", "ΔE00 merged / general / gray"]
+    lines = [table_header([*columns, "\\|ΔCF\\| merged"], "llrrr")]
     for name in sets:
         for row in rows:
             m = means[row]
@@ -258,7 +242,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--per-category", type=int, default=50, help="held-out photos per folder")
     ap.add_argument("--threads", type=int, help="CPU threads for inference")
     args = ap.parse_args(argv)
-    os.environ.setdefault("SEGCOLOR_SHARED_DIR", str(quality.shared_dir()))
+    if args.action != "table":
+        shared()  # train and evaluate read the shared photos: say so now if they are missing
     rows = [r.strip() for r in args.rows.split(",") if r.strip()]
     if args.action == "train":
         for row in rows:

@@ -17,18 +17,17 @@ the photo) and PSNR:
 - per-photo oracles that know each photo's true colorfulness and error: the gain matching the
   photo's colorfulness, the gain with the best PSNR, and the best trade of the two.
 
-Why: bench/colorfulness_gap.py bounds the gap from stored numbers; this says what each step
+Why: experiments/colorfulness_gap.py bounds the gap from stored numbers; this says what each step
 toward the photos' colorfulness costs, and whether a model could know which photos are vivid,
 which is what decides whether the bar can be met without losing PSNR.
 
-    SEGCOLOR_SHARED_DIR=../shared python bench/colorfulness_tradeoff.py --threads 1   # ~10 min
-    python bench/colorfulness_tradeoff.py --load out/colorfulness_tradeoff           # reprint
+    SEGCOLOR_SHARED_DIR=../shared python experiments/colorfulness_tradeoff.py --threads 1  # ~10 min
+    python experiments/colorfulness_tradeoff.py --load out/colorfulness_tradeoff          # reprint
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -37,17 +36,16 @@ import torch
 from skimage.color import deltaE_ciede2000, rgb2lab
 from tqdm import tqdm
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from segcolor.evaluate.datasets import find_photos
+from segcolor.evaluate.harness import MIN_CHROMA
+from segcolor.evaluate.methods import Methods
+from segcolor.evaluate.metrics import GroundTruth, colorfulness, psnr
+from segcolor.io import load_image
+from segcolor.pipeline import Pipeline, to_uint8
 
-from segcolor.evaluate.datasets import find_photos  # noqa: E402
-from segcolor.evaluate.harness import MIN_CHROMA  # noqa: E402
-from segcolor.evaluate.methods import Methods  # noqa: E402
-from segcolor.evaluate.metrics import GroundTruth, colorfulness, psnr  # noqa: E402
-from segcolor.io import load_image  # noqa: E402
-from segcolor.pipeline import Pipeline, to_uint8  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+from common import CATEGORIES, HELD_OUT, REPO, shared, table_header  # noqa: E402
 
-CATEGORIES = ("people", "birds", "animals", "places")
 METHODS = ("general", "merged")
 GAINS = np.round(np.arange(0.5, 2.01, 0.1), 2)
 CAPS = (13.0, 12.0, 11.0, 10.0)
@@ -74,7 +72,7 @@ def collect(args: argparse.Namespace, skip: int, limit: int) -> dict[str, np.nda
     features. The photos: ``--held-out 0.1 --limit LIMIT --skip SKIP`` of each folder."""
     torch.set_num_threads(args.threads)
     data = args.shared / "data" / "train"
-    refs = find_photos([data / c for c in CATEGORIES], held_out=0.1, limit=limit, skip=skip)
+    refs = find_photos([data / c for c in CATEGORIES], held_out=HELD_OUT, limit=limit, skip=skip)
     pipeline = Pipeline.load(args.pipeline, device=args.device, require_router=True)
     general = Pipeline.from_expert(
         args.general, device=pipeline.device, working_size=pipeline.working_size
@@ -167,8 +165,7 @@ def summarize(result: dict[str, np.ndarray], fit: dict[str, np.ndarray] | None =
     photo_cf = result["photo_cf"]
     one = int(np.argmin(np.abs(GAINS - 1.0)))
     print(f"{len(photo_cf)} held-out photos; their own colorfulness {photo_cf.mean():.1f}\n")
-    print("| method | chroma gain | PSNR dB ↑ | ΔE00 ↓ | \\|ΔCF\\| ↓ |")
-    print("|:--|:--|--:|--:|--:|")
+    print(table_header(["method", "chroma gain", "PSNR dB ↑", "ΔE00 ↓", "\\|ΔCF\\| ↓"], "llrrr"))
     for method in METHODS:
         values = result[method]
         print(row(method, values[:, one], photo_cf, "1 (as shipped)"))
@@ -223,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         summarize(runs["reported"], runs.get("fit"))
         return 0
-    args.shared = args.shared or Path(os.environ.get("SEGCOLOR_SHARED_DIR", REPO.parent / "shared"))
+    args.shared = args.shared or shared()
     if not (args.shared / "data" / "train").is_dir():
         print(
             f"error: {args.shared}/data/train: not found (set SEGCOLOR_SHARED_DIR)", file=sys.stderr

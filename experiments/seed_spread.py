@@ -20,16 +20,19 @@ a set by as much as the difference being judged, only the seed-averaged column m
     done
     # evaluate them as bench/quality.py does (--general runs/seed1/general_ft2/expert.safetensors;
     # a pipeline YAML naming the seed-1 experts for the merge), then:
-    python bench/seed_spread.py out/quality out/quality out/seed1_merged out/seed1_general
+    python experiments/seed_spread.py out/quality out/quality out/seed1_merged out/seed1_general
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
+import sys
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+from common import ALL, Scores, paired_bootstrap, read_scores, table_header  # noqa: E402
 
 METRICS = ("psnr_rgb", "delta_e2000")
 SETS = [  # (row, folder, region): COCO regions from results.csv, held-out folders per photo
@@ -37,41 +40,24 @@ SETS = [  # (row, folder, region): COCO regions from results.csv, held-out folde
     ("COCO people regions", "coco", "people"),
     ("COCO animals regions", "coco", "animals"),
     ("COCO places regions", "coco", "places"),
-    ("held-out, all", "held_out", "all"),
+    ("held-out, all", "held_out", ALL),
     ("held-out people", "held_out", "people"),
     ("held-out birds", "held_out", "birds"),
     ("held-out animals", "held_out", "animals"),
     ("held-out places", "held_out", "places"),
 ]
-Scores = dict[tuple[str, str], dict[str, float]]  # (region, metric) -> photo -> value
+FILES = {"coco": "results.csv", "held_out": "per_photo.csv"}  # folder -> the file of its sets
 
 
-def coco_scores(root: Path, method: str) -> Scores:
-    scores: Scores = {}
-    with open(root / "coco" / "results.csv", newline="") as handle:
-        for row in csv.DictReader(handle):
-            if row["method"] == method and row["metric"] in METRICS:
-                key = (row["region"], row["metric"])
-                scores.setdefault(key, {})[row["photo"]] = float(row["value"])
+def read(root: Path, folder: str) -> Scores:
+    scores = read_scores(root / folder / FILES[folder])
+    if scores is None:
+        raise SystemExit(f"{root / folder / FILES[folder]}: not found")
     return scores
 
 
-def held_out_scores(root: Path, method: str) -> Scores:
-    scores: Scores = {}
-    with open(root / "held_out" / "per_photo.csv", newline="") as handle:
-        for row in csv.DictReader(handle):
-            if row["method"] != method:
-                continue
-            for metric in METRICS:
-                for region in (row["dataset"], "all"):
-                    scores.setdefault((region, metric), {})[row["photo"]] = float(row[metric])
-    return scores
-
-
-def bootstrap(x: np.ndarray, rng: np.random.Generator, rounds: int = 2000) -> str:
-    means = [x[rng.integers(0, len(x), len(x))].mean() for _ in range(rounds)]
-    low, high = np.percentile(means, [2.5, 97.5])
-    return f"{x.mean():+.2f} [{low:+.2f}, {high:+.2f}]"
+def method_of(name: str) -> str:
+    return "merged" if name.startswith("merged") else "general"
 
 
 def main() -> None:
@@ -80,27 +66,21 @@ def main() -> None:
     for name in names:
         parser.add_argument(name, type=Path, help=f"result folder of {name[:-1]}, seed {name[-1]}")
     args = parser.parse_args()
-    rng = np.random.default_rng(0)
-    loaded = {}
-    for name in names:
-        method = "merged" if name.startswith("merged") else "general"
-        root = getattr(args, name)
-        loaded[name] = {
-            "coco": coco_scores(root, method),
-            "held_out": held_out_scores(root, method),
-        }
-    print(
-        "| set (photos) | general: seed 1 − seed 0 | merged: seed 1 − seed 0 | merged − general, "
-        "seed 0 | merged − general, seed 1 | mean of both merges − mean of both generals "
-        "[95 % CI] |"
-    )
-    print("|:--|--:|--:|--:|--:|--:|")
+    loaded = {name: {f: read(getattr(args, name), f) for f in FILES} for name in names}
+    header = [
+        "set (photos)",
+        "general: seed 1 − seed 0",
+        "merged: seed 1 − seed 0",
+        "merged − general, seed 0",
+        "merged − general, seed 1",
+        "mean of both merges − mean of both generals [95 % CI]",
+    ]
+    print(table_header(header, "lrrrrr"))
     for row, folder, region in SETS:
         columns: list[list[str]] = [[], [], [], [], []]
         photos: list[str] = []
         for metric in METRICS:
-            key = (region, metric)
-            tables = {n: loaded[n][folder].get(key, {}) for n in names}
+            tables = {n: loaded[n][folder].get((method_of(n), region, metric), {}) for n in names}
             photos = sorted(set.intersection(*(set(t) for t in tables.values())))
             if not photos:
                 break
@@ -109,7 +89,7 @@ def main() -> None:
             columns[1].append(f"{(m1 - m0).mean():+.2f}")
             columns[2].append(f"{(m0 - g0).mean():+.2f}")
             columns[3].append(f"{(m1 - g1).mean():+.2f}")
-            columns[4].append(bootstrap((m0 + m1) / 2 - (g0 + g1) / 2, rng))
+            columns[4].append(str(paired_bootstrap((m0 + m1) / 2, (g0 + g1) / 2)))
         if photos:
             cells = " | ".join(", ".join(c) for c in columns)
             print(f"| {row} ({len(photos)}) | {cells} |")
