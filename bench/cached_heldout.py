@@ -37,7 +37,8 @@ from segcolor.experts import load_expert
 from segcolor.paths import resolve_data_path
 from segcolor.pipeline import DEFAULT_PIPELINE
 from segcolor.router.routing import mix_weights
-from segcolor.train.cache import TrainingCache, build_cache, color_profiles
+from segcolor.train.cache import TrainingCache, build_cache
+from segcolor.train.routed import color_profiles
 
 from common import CATEGORIES, held_out_photos, table_header
 
@@ -126,7 +127,7 @@ def variants_table(
     variants = {n: load_expert(pattern.format(name=n)).eval() for n in names}
     if classifier:
         from segcolor.profiles.classifier import load_classifier
-        from segcolor.train.profile_features import cached_profile_probabilities
+        from segcolor.train.routed import cached_profile_probabilities
 
         model = load_classifier(classifier)
         p_classifier = cached_profile_probabilities(cache, model, category)

@@ -50,7 +50,7 @@ def held_out_photos(paths: Iterable[str | Path], fraction: float = HELD_OUT) -> 
     """The photos of ``paths`` (in their order) that training with ``val_fraction: fraction``
     never used: the split is keyed on the file name (``segcolor evaluate --held-out`` picks
     the same ones)."""
-    from segcolor.train.data import is_held_out
+    from segcolor.splits import is_held_out
 
     return [p for p in map(Path, paths) if is_held_out(p, fraction)]
 

@@ -20,8 +20,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 from segcolor.io.images import find_images, load_image, save_image
 from segcolor.pipeline import GENERAL_EXPERT, Pipeline, to_uint8
-from segcolor.report.overlay import category_colors, render_overlay
-from segcolor.train.data import split_score
+from segcolor.router.overlay import category_colors, render_overlay
+from segcolor.splits import split_score
 
 from common import held_out_photos, shared
 

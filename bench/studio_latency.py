@@ -16,7 +16,7 @@ from PIL import Image
 
 from segcolor.io.images import load_image
 from segcolor.pipeline import Pipeline
-from segcolor.router.overrides import RoutingEdits
+from segcolor.router.edits import RoutingEdits
 from segcolor.studio.session import PhotoSession
 
 from common import Timer

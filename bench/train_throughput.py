@@ -1,7 +1,7 @@
 """Throughput of the expert archs (training images/s, inference ms per 512x512 image), and of
 the training data: photos/s from raw JPEG folders vs from the routed training cache.
 
-Training steps are the real ones (``segcolor.train.engine.train_step``: Lab conversion, the
+Training steps are the real ones (``segcolor.train.expert.train_step``: Lab conversion, the
 default rare-color loss, AdamW; AMP on CUDA) on synthetic RGB batches, so data loading is not
 measured. Inference is ``expert(L)`` on one 512x512 image in eval mode under ``no_grad``.
 Both run in channels-last memory format, as training does (on this CPU about 25 % faster than
@@ -35,8 +35,9 @@ from safetensors.torch import save
 from segcolor.color.bins import NUM_BINS
 from segcolor.device import preferred_memory_format
 from segcolor.experts import Expert, create_expert
-from segcolor.train.engine import RawOutput, amp_dtype, train_step
+from segcolor.train.expert import RawOutput, train_step
 from segcolor.train.losses import create_loss
+from segcolor.train.run import amp_dtype
 
 from common import CATEGORIES, Timer, shared
 
@@ -190,8 +191,9 @@ def data_table(args: argparse.Namespace) -> str:
     from torch.utils.data import DataLoader
 
     from segcolor.pipeline import DEFAULT_PIPELINE
-    from segcolor.train.cache import RoutedPhotos, build_cache, routed_split
+    from segcolor.train.cache import build_cache
     from segcolor.train.data import ImageFolderRGB, init_worker
+    from segcolor.train.routed import RoutedPhotos, routed_split
 
     roots = [shared() / "data" / "train" / name for name in CATEGORIES]
     cache = build_cache(roots, DEFAULT_PIPELINE, 112)  # reused when already built

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import difflib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -46,14 +48,21 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
 
 
 def check_keys(
-    section: dict[str, Any], allowed: dict[str, Any], where: str, path: str | Path
+    section: Mapping[str, Any],
+    allowed: Mapping[str, Any],
+    prefix: str,
+    path: str | Path | None,
 ) -> None:
-    """Reject unknown keys (typos would otherwise be silently ignored)."""
-    unknown = sorted(set(section) - set(allowed))
-    if unknown:
-        raise ConfigError(
-            f"unknown key {where}{unknown[0]!r} (allowed: {', '.join(sorted(allowed))})", path
-        )
+    """Reject unknown keys (typos would otherwise be silently ignored): a one-line
+    ``ConfigError`` naming the first, with ``prefix`` (``"train."``), the allowed keys and the
+    closest one."""
+    for key in section:
+        if key not in allowed:
+            close = difflib.get_close_matches(str(key), list(allowed), n=1)
+            hint = f"; did you mean {prefix}{close[0]}?" if close else ""
+            raise ConfigError(
+                f"unknown key {prefix}{key} (allowed: {', '.join(sorted(allowed))}){hint}", path
+            )
 
 
 def set_dotted(config: dict[str, Any], dotted: str, value: Any) -> None:

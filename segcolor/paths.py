@@ -13,6 +13,11 @@ from segcolor.errors import ConfigError
 
 SHARED_ENV = "SEGCOLOR_SHARED_DIR"
 
+# a training run's folder (``segcolor train``), as ``segcolor export`` reads it back
+EXPERT = "expert.safetensors"  # the expert after the last epoch
+CLASSIFIER = "classifier.safetensors"  # a profile classifier after the last epoch
+BEST = "best.safetensors"  # the weights of the best validation epoch (either kind)
+
 
 def shared_dir(configured: str | Path | None = None) -> Path | None:
     """The shared reference directory, or None when neither the config nor the env names one."""

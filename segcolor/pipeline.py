@@ -29,24 +29,25 @@ from segcolor.color.recombine import recombine_bands
 from segcolor.device import preferred_memory_format, select_device
 from segcolor.errors import ConfigError, SegcolorError, WeightsNotFoundError
 from segcolor.experts import Expert, load_expert
+from segcolor.feature_grid import FEATURE_STRIDE, features_on_grid
 from segcolor.io.images import float_rgb
 from segcolor.merge import Patch, composite, feather_sigma, plan_crops, run_on_crops
-from segcolor.router.categories import (
+from segcolor.pipeline_config import (
     DEFAULT_SEGMENTER,
     DEFAULT_VIVIDNESS,
+    DEFAULT_WORKING_SIZE,
     MergeOptions,
     PipelineConfig,
     load_pipeline_config,
 )
-from segcolor.router.features import FEATURE_STRIDE, features_on_grid
-from segcolor.router.overrides import RoutingEdits
+from segcolor.router.edits import RoutingEdits
 from segcolor.router.routing import Router, Routing
+from segcolor.router.segmenters import create_segmenter
 
 # expert's ab over one batch of crops, keyed by (expert, variant mix, boxes): reused when a
 # photo is re-routed by hand and that expert's crops did not change (``segcolor serve``)
 PatchCache = dict[tuple, torch.Tensor]
 
-DEFAULT_WORKING_SIZE = 256
 SHIPPED_DIR = Path(__file__).parent / "weights"  # experts trained by the project, fp16
 DEFAULT_PIPELINE = SHIPPED_DIR / "pipeline.yaml"
 GENERAL_EXPERT = SHIPPED_DIR / "general.safetensors"  # one model for all categories
@@ -183,8 +184,6 @@ class Pipeline:
         expert = load_expert(path)
         source = None
         if expert.uses_features and features:
-            from segcolor.router.segmenters import create_segmenter
-
             try:
                 source = create_segmenter(DEFAULT_SEGMENTER)
             except WeightsNotFoundError as err:
@@ -212,8 +211,6 @@ class Pipeline:
     ) -> Pipeline:
         """Build the routed pipeline a YAML describes (``configs/pipeline.yaml`` documents it);
         ``working_size`` and ``vividness`` None keep the YAML's."""
-        from segcolor.router.segmenters import create_segmenter
-
         config = load_pipeline_config(path)
         segmenter = create_segmenter(
             config.segmenter, weights=config.segmenter_weights, gray_head=config.segmenter_head
@@ -362,7 +359,7 @@ class Pipeline:
     @torch.inference_mode()
     def route_lab(self, lab: LabImage, edits: RoutingEdits | None = None) -> Routing:
         """Routing of a converted photo; the segmenter sees its lightness as gray RGB.
-        ``edits``: corrections by hand (``segcolor.router.overrides``)."""
+        ``edits``: corrections by hand (``segcolor.router.edits``)."""
         if self.router is None:
             raise SegcolorError("this pipeline has a single expert and no router to inspect")
         return self.router.route(self.gray_rgb(lab), size=lab.size, edits=edits)
@@ -531,7 +528,7 @@ class Pipeline:
     def colorize(self, image: np.ndarray, edits: RoutingEdits | None = None) -> np.ndarray:
         """H x W x 3 (or H x W gray) uint8/uint16/float RGB in -> H x W x 3 uint8 RGB out, with
         no full-size float copy (a 24 MP scan needs about its input and output in memory).
-        ``edits``: routing corrections by hand (``segcolor.router.overrides``)."""
+        ``edits``: routing corrections by hand (``segcolor.router.edits``)."""
         self._check_edits(edits)
         lab = LabImage.from_rgb(image, self.working_size, self.device)
         return self.to_rgb(lab, self.predict_ab(lab, edits=edits), np.uint8)

@@ -82,17 +82,27 @@ def test_folder_in_folder_out_keeps_names_alpha_and_orientation(tmp_path, expert
     rgba = Image.fromarray(color_image(20, 30)).convert("RGBA")
     rgba.putalpha(100)
     rgba.save(src / "sub" / "b.png")
-    rotated = Image.fromarray(color_image(20, 50))
+    stored = color_image(20, 50)
+    stored[:6, :10] = 255  # a white top-left corner: each way of turning the photo differs
+    rotated = Image.fromarray(stored)
     exif = rotated.getexif()
-    exif[0x0112] = 6
-    rotated.save(src / "c.jpg", exif=exif.tobytes())
+    exif[0x0112] = 6  # stored sideways: turn 90 degrees clockwise to display
+    rotated.save(src / "c.jpg", exif=exif.tobytes(), quality=95)
     assert (
         main(["colorize", str(src), "-o", str(tmp_path / "out"), "--expert", str(expert_path)]) == 0
     )
-    assert Image.open(tmp_path / "out" / "a.jpg").size == (20, 30)
-    b = Image.open(tmp_path / "out" / "sub" / "b.png")
+    out = tmp_path / "out"
+    names = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
+    assert names - {"segcolor-manifest.jsonl"} == {"a.jpg", "sub/b.png", "c.jpg"}
+    assert Image.open(out / "a.jpg").size == (20, 30)
+    b = Image.open(out / "sub" / "b.png")
     assert b.mode == "RGBA" and np.asarray(b)[..., 3].max() == 100
-    assert Image.open(tmp_path / "out" / "c.jpg").size == (20, 50)
+    assert Image.open(out / "c.jpg").size == (20, 50)
+    # the result's lightness is the input's turned upright, not turned the other way
+    decoded = np.asarray(Image.open(src / "c.jpg").convert("RGB"))  # as stored: no EXIF turn
+    turned = {k: skimage.color.rgb2lab(np.rot90(decoded, k) / 255.0)[..., 0] for k in (-1, 1)}
+    errors = {k: np.abs(lightness(out / "c.jpg") - upright).mean() for k, upright in turned.items()}
+    assert errors[-1] < 1.5 and errors[1] > 5, errors
 
 
 def test_batch_goes_on_past_bad_files(tmp_path, expert_path, capsys):

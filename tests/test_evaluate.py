@@ -26,7 +26,7 @@ from segcolor.experts import create_expert, save_expert
 from segcolor.paths import portable_path
 from segcolor.pipeline import Pipeline
 from segcolor.router.segmenters import Segmenter, register_segmenter
-from segcolor.train.data import is_held_out
+from segcolor.splits import is_held_out
 
 from .conftest import color_image
 

@@ -20,13 +20,14 @@ from torch import nn
 from segcolor.cli import main as cli
 from segcolor.errors import CheckpointError, ConfigError
 from segcolor.pipeline import Pipeline
-from segcolor.router.categories import load_pipeline_config
+from segcolor.pipeline_config import load_pipeline_config
 from segcolor.router.segmenters import Segmenter, create_segmenter, register_segmenter
 from segcolor.router.segmenters.deeplab_mnv2 import DeepLabV3MobileNetV2
 from segcolor.router.segmenters.gray_head import GrayHead, load_gray_head
+from segcolor.train import engine
 from segcolor.train import gray_head as trainer
 from segcolor.train.cache import routing_signature
-from segcolor.train.engine import TrainingInterrupted
+from segcolor.train.run import CHECKPOINT, TrainingInterrupted
 
 from .test_pipeline import VOC, make_experts, write_yaml
 
@@ -168,37 +169,37 @@ def test_training_teaches_the_segmenter_to_find_people_in_gray(setup):
 
 
 def test_resumed_training_equals_an_uninterrupted_one(setup, monkeypatch):
-    full = trainer.main(setup["config"], {"out": str(setup["tmp"] / "full")})
-    train_epoch = trainer.train_epoch
+    full = engine.main(setup["config"], {"out": str(setup["tmp"] / "full")})
+    start_epoch = trainer.GrayHeadTask.start_epoch
 
-    def ctrl_c_in_epoch_10(*args, **kwargs):
-        if args[6] == 9:
+    def ctrl_c_in_epoch_10(task, epoch):
+        if epoch == 9:
             raise KeyboardInterrupt
-        return train_epoch(*args, **kwargs)
+        return start_epoch(task, epoch)
 
-    monkeypatch.setattr(trainer, "train_epoch", ctrl_c_in_epoch_10)
+    monkeypatch.setattr(trainer.GrayHeadTask, "start_epoch", ctrl_c_in_epoch_10)
     with pytest.raises(
         TrainingInterrupted, match="interrupted in epoch 10; the checkpoint of epoch 9"
     ):
-        trainer.main(setup["config"], {"out": str(setup["tmp"] / "part")})
-    monkeypatch.setattr(trainer, "train_epoch", train_epoch)
-    resumed = trainer.main(setup["config"], {"out": str(setup["tmp"] / "part")}, resume=True)
+        engine.main(setup["config"], {"out": str(setup["tmp"] / "part")})
+    monkeypatch.setattr(trainer.GrayHeadTask, "start_epoch", start_epoch)
+    resumed = engine.main(setup["config"], {"out": str(setup["tmp"] / "part")}, resume=True)
     assert [r["train_loss"] for r in resumed] == [r["train_loss"] for r in full]
     a = load_gray_head(setup["tmp"] / "full" / trainer.HEAD_FILE, "test_red_people", VOC)
     b = load_gray_head(setup["tmp"] / "part" / trainer.HEAD_FILE, "test_red_people", VOC)
     for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
         assert torch.equal(x, y), name
-    with pytest.raises(Exception, match="already holds a run"):
-        trainer.main(setup["config"], {"out": str(setup["tmp"] / "full")})
+    with pytest.raises(Exception, match="already holds a training run"):
+        engine.main(setup["config"], {"out": str(setup["tmp"] / "full")})
     # a damaged checkpoint is a one-line error on resume, not an unpickler's traceback
     for junk, fragment in ((b"junk", "not a readable training checkpoint"), (None, "gray-head")):
-        checkpoint = setup["tmp"] / "part" / trainer.CHECKPOINT
+        checkpoint = setup["tmp"] / "part" / CHECKPOINT
         if junk is None:
             torch.save({"epoch": 1}, checkpoint)
         else:
             checkpoint.write_bytes(junk)
         with pytest.raises(CheckpointError, match=fragment) as err:
-            trainer.main(setup["config"], {"out": str(setup["tmp"] / "part")}, resume=True)
+            engine.main(setup["config"], {"out": str(setup["tmp"] / "part")}, resume=True)
         assert "\n" not in str(err.value)
 
 

@@ -125,12 +125,57 @@ def test_cmyk_palette_rgba_and_gray_are_converted(tmp_path):
     np.testing.assert_allclose(load_image(tmp_path / "palette.png").rgb * 255, rgb, atol=40)
 
 
-def test_exif_orientation_is_applied(tmp_path):
-    image = Image.fromarray(color_image(20, 50))
+def _corners(height: int = 20, width: int = 50) -> np.ndarray:
+    """Gray with a red top-left corner, a blue bottom-right one and a green column off-centre:
+    every flip and rotation of it is a different array."""
+    rgb = np.full((height, width, 3), 128, np.uint8)
+    rgb[:4, :6] = (255, 0, 0)
+    rgb[-3:, -8:] = (0, 0, 255)
+    rgb[:, width // 2] = (0, 255, 0)
+    return rgb
+
+
+# EXIF orientation -> how the stored pixels are turned to display (done by hand, in numpy)
+UPRIGHT = {
+    2: lambda a: a[:, ::-1],  # mirrored left-right
+    3: lambda a: a[::-1, ::-1],  # rotated 180
+    4: lambda a: a[::-1],  # mirrored top-bottom
+    5: lambda a: a.transpose(1, 0, 2),  # mirrored along the main diagonal
+    6: lambda a: np.rot90(a, -1),  # rotated 90 clockwise
+    7: lambda a: np.rot90(a, 2).transpose(1, 0, 2),  # mirrored along the other diagonal
+    8: lambda a: np.rot90(a, 1),  # rotated 90 counter-clockwise
+}
+
+
+@pytest.mark.parametrize("orientation", sorted(UPRIGHT))
+def test_exif_orientation_is_applied(tmp_path, orientation):
+    stored = _corners()
+    image = Image.fromarray(stored)
     exif = image.getexif()
-    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
-    image.save(tmp_path / "rotated.jpg", exif=exif.tobytes())
-    assert load_image(tmp_path / "rotated.jpg").rgb.shape == (50, 20, 3)
+    exif[0x0112] = orientation
+    image.save(tmp_path / "turned.png", exif=exif.tobytes())  # lossless: pixels compare exactly
+    loaded = load_image(tmp_path / "turned.png")
+    expected = UPRIGHT[orientation](stored)
+    assert loaded.pixels.shape == expected.shape
+    assert np.array_equal(loaded.pixels, expected)
+    np.testing.assert_allclose(loaded.rgb, expected / 255.0, atol=1e-6)
+
+
+def test_exif_orientation_of_a_camera_jpeg_is_applied(tmp_path):
+    """The usual case: a phone's JPEG stored sideways, orientation 6 (lossy, so compared with a
+    tolerance; the corners are far apart in color)."""
+    stored = _corners(40, 100)
+    image = Image.fromarray(stored)
+    exif = image.getexif()
+    exif[0x0112] = 6
+    image.save(tmp_path / "phone.jpg", exif=exif.tobytes(), quality=95)
+    loaded = load_image(tmp_path / "phone.jpg").pixels.astype(np.int16)
+    expected = UPRIGHT[6](stored).astype(np.int16)
+    assert loaded.shape == expected.shape == (100, 40, 3)
+    assert np.abs(loaded - expected).mean() < 3
+    assert np.abs(loaded[1, -2] - (255, 0, 0)).max() < 40  # red is now top-right
+    assert np.abs(loaded[-2, 1] - (0, 0, 255)).max() < 40  # blue is now bottom-left
+    assert np.abs(loaded[1, 1] - loaded[-2, -2]).max() < 40  # the other corners are gray
 
 
 def test_save_image_is_atomic_and_round_trips(tmp_path):

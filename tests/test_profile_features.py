@@ -14,6 +14,7 @@ import yaml
 
 from segcolor.cli import main as cli
 from segcolor.errors import ConfigError
+from segcolor.pipeline_config import load_pipeline_config
 from segcolor.profiles.classifier import (
     FeatureProfileClassifier,
     create_profile_classifier,
@@ -22,11 +23,10 @@ from segcolor.profiles.classifier import (
     predict_proba,
     save_classifier,
 )
-from segcolor.router.categories import load_pipeline_config
 from segcolor.router.segmenters import register_segmenter
-from segcolor.train.cache import build_cache, cache_key, file_list, routed_split
+from segcolor.train.cache import build_cache, cache_key, file_list
 from segcolor.train.config import load_config
-from segcolor.train.profile_features import cached_profile_probabilities
+from segcolor.train.routed import cached_profile_probabilities, routed_split
 
 from .test_routed_training import (
     FEATURES,

@@ -26,7 +26,6 @@ from segcolor.profiles.classifier import (
     MAX_BYTES_FP16,
     create_profile_classifier,
     fp16_bytes,
-    init_trunk_from_expert,
     load_classifier,
     predict_proba,
     save_classifier,
@@ -34,10 +33,14 @@ from segcolor.profiles.classifier import (
 from segcolor.profiles.embedding import embed
 from segcolor.profiles.kmeans import kmeans
 from segcolor.profiles.naming import base_name, profile_names
+from segcolor.profiles.warm_start import init_trunk_from_expert
 from segcolor.router.routing import mix_weights
+from segcolor.splits import is_held_out
 from segcolor.train import engine
-from segcolor.train.config import load_config
-from segcolor.train.data import compute_ab_prior, is_held_out
+from segcolor.train.config import load_config, resumed_config
+from segcolor.train.data import compute_ab_prior
+from segcolor.train.expert import init_from
+from segcolor.train.sources import data_split
 
 from .test_pipeline import write_yaml
 
@@ -309,7 +312,7 @@ def test_profile_expert_trains_on_its_profile_with_its_own_color_prior(
         model={"arch": "resnet18_unet", "depth": 2, "decoder_channels": [8, 4]},
         loss={"kind": "rebalanced", "hist_images": 50},
     )
-    split = engine.data_split(load_config(blue))
+    split = data_split(load_config(blue))
     assert {f.name.split("_")[0] for f in split.train + split.val} == {"sky"}
     assert len(split.train) + len(split.val) == PER_FAMILY
     assert all(is_held_out(f, 0.25) for f in split.val)
@@ -320,7 +323,7 @@ def test_profile_expert_trains_on_its_profile_with_its_own_color_prior(
 
     centers = bin_centers().double()
     mean_b = {
-        name: float(compute_ab_prior(engine.data_split(cfg).train, 50) @ centers[:, 1])
+        name: float(compute_ab_prior(data_split(cfg).train, 50) @ centers[:, 1])
         for name, cfg in (("blue", load_config(blue)), ("orange", orange))
     }
     assert mean_b["blue"] < -10 < 10 < mean_b["orange"]
@@ -345,7 +348,7 @@ def test_profile_keys_are_validated(fitted: Path, photos: Path, tmp_path: Path) 
         train_config(tmp_path, photos, profile={"file": "nope.yaml", "name": "x"})
     )
     with pytest.raises(ConfigError, match="profiles file nope.yaml not found"):
-        engine.data_split(missing)
+        data_split(missing)
 
 
 # ----------------------------------------------------------------------------- routing
@@ -522,13 +525,13 @@ def test_init_puts_a_new_head_on_another_experts_trunk(tmp_path: Path) -> None:
     target = create_expert(**tiny, head="classification")
     head = target.state_dict()["net.segmentation_head.0.weight"].clone()
     info = DistInfo()
-    engine.init_from(target, str(tmp_path / "start.safetensors"), "resnet18_unet", tiny, info)
+    init_from(target, str(tmp_path / "start.safetensors"), "resnet18_unet", tiny, info)
     after, before = target.state_dict(), start.state_dict()
     assert torch.equal(after["net.encoder.conv1.weight"], before["net.encoder.conv1.weight"])
     assert torch.equal(after["net.segmentation_head.0.weight"], head)  # 313 outputs, kept
     other = create_expert(depth=2, decoder_channels=[16, 4], head="classification")
     with pytest.raises(ConfigError, match="model.init"):
-        engine.init_from(other, str(tmp_path / "start.safetensors"), "resnet18_unet", tiny, info)
+        init_from(other, str(tmp_path / "start.safetensors"), "resnet18_unet", tiny, info)
 
 
 def test_classifier_trunk_from_a_colorization_expert(tmp_path: Path) -> None:
@@ -547,7 +550,7 @@ def test_classifier_trunk_from_a_colorization_expert(tmp_path: Path) -> None:
 def test_runs_saved_before_the_profile_keys_still_resume(photos: Path, tmp_path: Path) -> None:
     fresh = load_config(train_config(tmp_path, photos))
     saved = {k: v for k, v in fresh.items() if k not in ("task", "profile", "profiles")}
-    cfg, ignored = engine.resumed_config(saved, fresh, {}, tmp_path / "config.yaml")
+    cfg, ignored = resumed_config(saved, fresh, {}, tmp_path / "config.yaml")
     assert cfg["task"] == "expert" and cfg["profile"] is None and ignored == []
 
 

@@ -17,15 +17,16 @@ from safetensors.torch import load_file
 from segcolor.cli import main as cli
 from segcolor.errors import ConfigError, SegcolorError
 from segcolor.experts import create_expert, load_expert, save_expert
+from segcolor.feature_grid import crop_features, features_on_grid, sample_features
 from segcolor.pipeline import Pipeline
-from segcolor.router.features import crop_features, features_on_grid, sample_features
 from segcolor.router.segmenters import register_segmenter
 from segcolor.train import cache as cache_module
-from segcolor.train import engine
-from segcolor.train.cache import RoutedPhotos, build_cache, routed_split
+from segcolor.train import expert as expert_task
+from segcolor.train.cache import build_cache
 from segcolor.train.config import load_config
-from segcolor.train.engine import load_checkpoint
 from segcolor.train.losses import PixelLoss, RareColorLoss
+from segcolor.train.routed import RoutedPhotos, routed_split
+from segcolor.train.run import load_checkpoint
 
 from .conftest import color_image
 from .test_pipeline import VOC, FakeSegmenter
@@ -272,7 +273,7 @@ def test_routed_training_lowers_the_loss_and_resumes_exactly(
     assert history[-1]["train_loss"] < history[0]["train_loss"]
     expert = load_expert(straight / "expert.safetensors")
     assert expert.uses_features and expert.card["data"]["routing"] == "people"
-    real_step, calls = engine.train_step, []
+    real_step, calls = expert_task.train_step, []
 
     def stop_in_epoch_three(*args, **kwargs):  # Ctrl-C in the middle of epoch 3
         calls.append(1)
@@ -281,10 +282,10 @@ def test_routed_training_lowers_the_loss_and_resumes_exactly(
         return real_step(*args, **kwargs)
 
     steps = load_checkpoint(straight / "checkpoint.pt")["data"]["train_images"] // 4
-    monkeypatch.setattr(engine, "train_step", stop_in_epoch_three)
+    monkeypatch.setattr(expert_task, "train_step", stop_in_epoch_three)
     assert cli(["train", str(config), "--out", str(resumed)]) == 130
     assert load_checkpoint(resumed / "checkpoint.pt")["epoch"] == 2
-    monkeypatch.setattr(engine, "train_step", real_step)
+    monkeypatch.setattr(expert_task, "train_step", real_step)
     assert cli(["train", str(config), "--out", str(resumed), "--resume"]) == 0
     a, b = load_file(straight / "expert.safetensors"), load_file(resumed / "expert.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -366,7 +367,7 @@ def green_blue_profiles(path: Path) -> Path:
 def test_profile_variants_can_train_on_the_photos_own_colors(pipeline_yaml, tmp_path):
     """``profile_from: colors``: a variant's photos are those whose routed pixels have its
     palette (read from the color photo), not the classifier's guess from the grayscale."""
-    from segcolor.train.cache import color_profiles
+    from segcolor.train.routed import color_profiles
 
     # the fake router: a person on the left half, a dog on the right
     folder = green_blue_halves(tmp_path / "photos", 8)

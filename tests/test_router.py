@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from segcolor.errors import ConfigError
-from segcolor.router.categories import (
+from segcolor.pipeline_config import (
     CategorySpec,
     RouterOptions,
     load_pipeline_config,

@@ -1,4 +1,4 @@
-"""Routing edits (segcolor/router/overrides.py): a region reassigned, a category painted over a
+"""Routing edits (segcolor/router/edits.py): a region reassigned, a category painted over a
 polygon / RLE / PNG mask, a profile variant pinned; only the edited region's colors change; the
 edits are JSON, checked with one-line errors, and replay through `segcolor colorize --routing`."""
 
@@ -17,7 +17,7 @@ from PIL import Image
 from segcolor.cli import main
 from segcolor.errors import SegcolorError
 from segcolor.pipeline import Pipeline
-from segcolor.router.overrides import EditsError, RoutingEdits
+from segcolor.router.edits import EditsError, RoutingEdits
 from segcolor.router.segmenters import register_segmenter
 
 from .conftest import color_image

@@ -28,7 +28,7 @@ from segcolor.pipeline import DEFAULT_PIPELINE, GENERAL_EXPERT, SHIPPED_DIR, Pip
 from segcolor.router import weights as weights_mod
 from segcolor.router.segmenters import create_segmenter
 from segcolor.router.weights import PACKAGED_DIR
-from segcolor.train.data import is_held_out, split_score
+from segcolor.splits import is_held_out, split_score
 from segcolor.train.gray_head import agreement, category_masks, color_and_gray
 
 from .conftest import SHARED

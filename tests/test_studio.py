@@ -292,7 +292,7 @@ def test_a_session_pins_a_profile_and_reruns_only_that_expert(
     variant_dir: Path,  # noqa: F811
     tmp_path: Path,
 ) -> None:
-    from segcolor.router.overrides import RoutingEdits
+    from segcolor.router.edits import RoutingEdits
     from segcolor.studio.session import PhotoSession
 
     pipeline = Pipeline.from_config(profiled_yaml(tmp_path, variant_dir), device="cpu")

@@ -23,10 +23,10 @@ from segcolor.cli import main as cli
 from segcolor.config import deep_merge
 from segcolor.errors import ConfigError
 from segcolor.experts import load_expert
-from segcolor.train import engine
+from segcolor.train import expert as expert_task
 from segcolor.train.config import load_config
 from segcolor.train.data import ImageFolderRGB, boost_saturation, split_folder
-from segcolor.train.engine import load_checkpoint
+from segcolor.train.run import load_checkpoint
 
 from .conftest import REPO, SHARED, color_image
 
@@ -105,11 +105,11 @@ def test_shipped_recipes_share_one_budget():
     ("text", "message"),
     [
         ("data: [1, 2\n", "malformed YAML at line"),
-        ("epochs: 3\n", "unknown key 'epochs'"),
-        ("data:\n  root: x\n  sise: 64\n", "unknown key data.'sise'"),
+        ("epochs: 3\n", "unknown key epochs (allowed: category, data,"),
+        ("data:\n  root: x\n  sise: 64\n", "unknown key data.sise (allowed: max_images,"),
         ("data: {root: x}\ntrain: banana\n", "'train' must be a mapping"),
         ("data: {root: x}\ntrain: {epochs: many}\n", "train.epochs must be an integer"),
-        ("data: {root: x}\ndata_: 1\n", "unknown key 'data_'"),
+        ("data: {root: x}\ndata_: 1\n", "; did you mean data?"),
         ("data: {root: x, val_fraction: 1.5}\n", "data.val_fraction must be >= 0.0 and <= 0.9"),
         ("data: {root: x}\noptim: {scheduler: linear}\n", "optim.scheduler must be one of"),
         ("data: {root: x}\nloss: {kind: classification}\n", "model.head 'classification'"),
@@ -239,7 +239,7 @@ def test_resume_gives_exactly_the_weights_of_an_uninterrupted_run(
 
     # killed in the middle of epoch 2 (with DataLoader workers this time), then resumed
     steps = load_checkpoint(straight / "checkpoint.pt")["data"]["train_images"] // 8
-    real_step, calls = engine.train_step, []
+    real_step, calls = expert_task.train_step, []
 
     def step_then_stop(*args, **kwargs):
         calls.append(1)
@@ -247,13 +247,13 @@ def test_resume_gives_exactly_the_weights_of_an_uninterrupted_run(
             raise KeyboardInterrupt
         return real_step(*args, **kwargs)
 
-    monkeypatch.setattr(engine, "train_step", step_then_stop)
+    monkeypatch.setattr(expert_task, "train_step", step_then_stop)
     capsys.readouterr()
     assert train(config, "--out", killed, "--workers", 2) == 130
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "interrupted in epoch 2" in err and "--resume" in err
     assert load_checkpoint(killed / "checkpoint.pt")["epoch"] == 1
-    monkeypatch.setattr(engine, "train_step", real_step)
+    monkeypatch.setattr(expert_task, "train_step", real_step)
     (tmp_path / "edited").mkdir()
     edited = write_config(tmp_path / "edited", photos, optim={"lr": 1.0})
     assert train(edited, "--out", killed, "--resume") == 0  # a resumed run keeps its config

@@ -11,7 +11,7 @@ import yaml
 from PIL import Image
 
 from segcolor.cli import main as cli
-from segcolor.train.engine import load_checkpoint
+from segcolor.train.run import load_checkpoint
 
 from .conftest import color_image
 
@@ -61,8 +61,8 @@ def one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
 @pytest.mark.parametrize(
     ("item", "message"),
     [
-        ("nokey.x=1", "--set nokey.x: unknown key 'nokey'"),
-        ("train.epochz=3", "--set train.epochz: unknown key train.'epochz'"),
+        ("nokey.x=1", "--set nokey.x: unknown key nokey (allowed:"),
+        ("train.epochz=3", "--set train.epochz: unknown key train.epochz (allowed:"),
         ("data=5", "--set data: 'data' must be a mapping, not int"),
         ("optim.lr=[", "--set 'optim.lr=[': not valid YAML"),
         ("train.epochs=many", "train.epochs must be an integer, not 'many'"),

@@ -27,7 +27,7 @@ from segcolor.color.lab import AB_SCALE
 from segcolor.errors import SegcolorError
 from segcolor.experts import Expert, create_expert, save_expert
 from segcolor.pipeline import Pipeline
-from segcolor.router.categories import CategorySpec
+from segcolor.pipeline_config import CategorySpec
 from segcolor.router.routing import Router
 from segcolor.router.segmenters import Segmenter, register_segmenter
 from segcolor.video import (

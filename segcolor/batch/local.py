@@ -10,6 +10,8 @@ recorded as errors (a rerun retries them); the others go on. Workers die with th
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import multiprocessing as mp
 import os
 import queue
 import signal
@@ -17,6 +19,8 @@ import sys
 import threading
 from collections.abc import Callable
 from typing import Any
+
+import torch
 
 from segcolor.batch.worker import Colorizer, Options
 from segcolor.errors import SegcolorError
@@ -29,8 +33,6 @@ def run_local(tasks: list[Row], options: Options, jobs: int, on_row: Callable[[R
     if not tasks:
         return
     if jobs <= 1:
-        import torch
-
         threads = torch.get_num_threads()
         try:
             for row in Colorizer(options).stream(tasks):
@@ -44,8 +46,6 @@ def run_local(tasks: list[Row], options: Options, jobs: int, on_row: Callable[[R
 def _die_with_parent() -> None:
     """Linux: this process gets SIGKILL when its parent dies (e.g. killed with kill -9)."""
     with contextlib.suppress(Exception):
-        import ctypes
-
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
@@ -80,8 +80,6 @@ def _worker_main(options: Options, tasks: Any, results: Any, parent: int) -> Non
 
 
 def _run_workers(tasks: list[Row], options: Options, jobs: int, on_row: Callable[[Row], None]):
-    import multiprocessing as mp
-
     ctx = mp.get_context("spawn")
     task_queue = ctx.Queue(maxsize=2 * jobs)
     results = ctx.Queue()

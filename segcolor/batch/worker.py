@@ -22,9 +22,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from segcolor.batch.manifest import file_identity, sha256_of
 from segcolor.errors import SegcolorError
+from segcolor.io.images import load_image, save_image
+from segcolor.pipeline import Pipeline
+from segcolor.router.edits import RoutingEdits
 
 
 @dataclass(frozen=True)
@@ -85,10 +89,6 @@ class Colorizer:
     """
 
     def __init__(self, options: Options) -> None:
-        import torch
-
-        from segcolor.pipeline import Pipeline
-
         if options.threads > 0:
             torch.set_num_threads(options.threads)
         self.options = options
@@ -101,8 +101,6 @@ class Colorizer:
         )
         self.edits = None
         if options.routing:
-            from segcolor.router.overrides import RoutingEdits
-
             if not self.pipeline.routed:
                 raise SegcolorError("--routing needs a routed pipeline, but no segmenter was found")
             self.edits = RoutingEdits.load(options.routing)
@@ -111,8 +109,6 @@ class Colorizer:
     # the three steps; each returns the row so far, with "status" set on failure
 
     def decode(self, item: dict[str, Any]) -> tuple[dict[str, Any], Any]:
-        from segcolor.io.images import load_image
-
         row = {k: item[k] for k in ("input", "output")}
         row["_start"], row["_dest"] = time.perf_counter(), item["dest"]
         row["_source"] = item["source"]
@@ -139,8 +135,6 @@ class Colorizer:
             return self._failed(row, err), None
 
     def encode(self, row: dict[str, Any], result: Any) -> dict[str, Any]:
-        from segcolor.io.images import save_image
-
         if result is not None:
             try:
                 save_image(row["_dest"], result[0], alpha=result[1])

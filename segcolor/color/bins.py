@@ -10,6 +10,7 @@ from functools import lru_cache
 
 import numpy as np
 import torch
+from scipy.spatial import ConvexHull, Delaunay
 
 from segcolor.color.lab import rgb_to_lab
 
@@ -21,8 +22,6 @@ ANNEAL_T = 0.38
 @lru_cache(maxsize=1)
 def _bin_centers_np() -> np.ndarray:
     """Grid points whose 20x20 ab neighbourhood touches the sRGB gamut (exactly 313 of them)."""
-    from scipy.spatial import ConvexHull, Delaunay
-
     axis = np.linspace(0.0, 1.0, 32)
     rgb = np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), 0).reshape(3, -1, 1)
     ab = rgb_to_lab(torch.from_numpy(rgb))[1:, :, 0].numpy().T

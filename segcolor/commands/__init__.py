@@ -1,4 +1,14 @@
-"""Command-line sub-commands; each module is thin glue over the library."""
+"""Command-line sub-commands; each module is thin glue over the library.
+
+The CLI imports every command module to build its parser, so ``segcolor --help``, a bad flag
+or ``segcolor manifest`` cost what these modules import at their top: the standard library,
+PyYAML, Pillow, tqdm and segcolor's torch-free modules (errors, config, paths, splits, io,
+batch.manifest, train.config). What loads torch (the pipeline, router, experts, profiles, and
+the training, evaluation, video and studio packages, plus the optional extras) is imported
+inside ``run``, once there is work to do (and after ``OMP_WAIT_POLICY`` is set, for training);
+``tests/test_architecture.py`` checks that the parser loads no torch. These, and lazy imports
+of optional extras (ray, uvicorn, fastapi), are the only imports inside functions.
+"""
 
 from __future__ import annotations
 
@@ -39,7 +49,7 @@ def add_vividness_argument(parser: argparse.ArgumentParser) -> None:
 
 def check_pipeline_options(args: argparse.Namespace) -> None:
     """``--working-size`` (and ``--vividness``, where a command has it) before any work."""
-    from segcolor.router.categories import MIN_WORKING_SIZE, vividness_problem
+    from segcolor.pipeline_config import MIN_WORKING_SIZE, vividness_problem  # torch
 
     if args.working_size is not None and args.working_size < MIN_WORKING_SIZE:
         raise SegcolorError(

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
@@ -27,11 +28,13 @@ from segcolor.batch.manifest import (
     start_row,
     unchanged,
 )
-from segcolor.batch.worker import Options, task
 from segcolor.commands import add_vividness_argument, check_pipeline_options
 from segcolor.errors import SegcolorError
 from segcolor.io.atomic import refuse_overwriting_inputs
 from segcolor.io.images import IMAGE_EXTENSIONS, OUTPUT_FORMATS, iter_inputs
+
+if TYPE_CHECKING:
+    from segcolor.batch.worker import Options
 
 HELP = "colorize black-and-white photos (files or folders)"
 
@@ -170,7 +173,7 @@ def run(args: argparse.Namespace) -> int:
     if args.routing and args.expert:
         raise SegcolorError("--routing needs a routed pipeline (one --expert has no routing)")
     if args.routing:
-        from segcolor.router.overrides import RoutingEdits
+        from segcolor.router.edits import RoutingEdits
 
         RoutingEdits.load(args.routing)  # a malformed file fails once, before any photo
     for flag, value in (("--jobs", args.jobs), ("--threads", args.threads)):
@@ -179,6 +182,8 @@ def run(args: argparse.Namespace) -> int:
     if args.address and args.engine != "ray":
         raise SegcolorError("--address needs --engine ray")
     plan, folder = plan_outputs(args.inputs, args.output, args.format)
+    from segcolor.batch.worker import Options, task  # loads the pipeline: torch
+
     options = Options(
         pipeline=args.pipeline,
         expert=args.expert,

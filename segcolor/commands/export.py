@@ -11,6 +11,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from segcolor.errors import SegcolorError
+from segcolor.paths import BEST, CLASSIFIER, EXPERT
+
 HELP = (
     "export a trained expert or profile classifier (run folder or checkpoint) as fp16 safetensors"
 )
@@ -26,7 +29,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from segcolor.errors import SegcolorError
     from segcolor.experts import export_expert
     from segcolor.profiles.classifier import export_classifier, is_classifier_checkpoint
 
@@ -34,9 +36,9 @@ def run(args: argparse.Namespace) -> int:
     if out.suffix != ".safetensors":
         raise SegcolorError("the output must be a .safetensors file", out)
     source = Path(args.source)
-    is_classifier_run = (source / "classifier.safetensors").exists()
-    if source.is_dir() and is_classifier_run and not (source / "expert.safetensors").exists():
-        source = source / ("best.safetensors" if args.best else "classifier.safetensors")
+    is_classifier_run = (source / CLASSIFIER).exists()
+    if source.is_dir() and is_classifier_run and not (source / EXPERT).exists():
+        source = source / (BEST if args.best else CLASSIFIER)
     if source.is_file() and is_classifier_checkpoint(source):
         path = export_classifier(source, out, half=not args.fp32)
     else:

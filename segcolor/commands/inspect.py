@@ -10,9 +10,12 @@ timeline.json (category shares per frame, scene cuts) and timeline.png.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from PIL import Image
 
 from segcolor.commands import add_pipeline_arguments, check_pipeline_options
 from segcolor.errors import SegcolorError
@@ -50,8 +53,8 @@ def run(args: argparse.Namespace) -> int:
         raise SegcolorError("the report needs a folder, but this is a file", out)
     _check_input_kept(Path(args.photo), out)
     check_pipeline_options(args)
+    from segcolor.inspection import write_inspection
     from segcolor.pipeline import Pipeline  # heavy imports only when there is work to do
-    from segcolor.report import write_inspection
 
     pipeline = Pipeline.load(
         args.pipeline,
@@ -89,8 +92,6 @@ def _is_video(path: Path) -> bool:
     if path.is_dir() or suffix in (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi"):
         return True
     if suffix == ".gif" and path.is_file():
-        from PIL import Image
-
         try:
             with Image.open(path) as image:
                 return getattr(image, "n_frames", 1) > 1
@@ -114,6 +115,4 @@ def _inspect_video(pipeline: Pipeline, video: Path, out: Path) -> int:
 
 def _read_summary(routing_json: Path) -> str:
     """The one-line summary stored in routing.json."""
-    import json
-
     return json.loads(routing_json.read_text(encoding="utf-8"))["summary"] or "nothing found"

@@ -14,6 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from segcolor.errors import SegcolorError
+from segcolor.io.images import find_images
+from segcolor.paths import resolve_data_path, shared_dir
+from segcolor.splits import is_held_out
 
 if TYPE_CHECKING:
     from segcolor.profiles.store import Profile, ProfileSet
@@ -78,8 +81,6 @@ def run(args: argparse.Namespace) -> int:
 def _root_label(root: Path, given: str) -> str:
     """How the data folder is written in the file: relative to the shared directory when it
     is inside it (no machine paths in tracked files), else as the user gave it."""
-    from segcolor.paths import shared_dir
-
     base = shared_dir()
     if base is not None:
         try:
@@ -106,11 +107,8 @@ def _fit(args: argparse.Namespace) -> int:
         _check_folder(folder)
     # see segcolor.commands.train: spinning OpenMP threads collapse on a shared CPU
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    from segcolor.io.images import find_images
-    from segcolor.paths import resolve_data_path
     from segcolor.profiles.fit import fit_profiles
     from segcolor.profiles.sheets import render_sheet, write_sheet
-    from segcolor.train.data import is_held_out
 
     roots = [resolve_data_path(d) for d in args.data]
     for root in roots:

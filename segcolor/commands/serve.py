@@ -11,6 +11,7 @@ import sys
 
 from segcolor.commands import add_pipeline_arguments, check_pipeline_options
 from segcolor.errors import SegcolorError
+from segcolor.io.images import DEFAULT_MAX_PIXELS
 
 HELP = "open the routing studio: a local web app to colorize photos and correct their routing"
 
@@ -52,7 +53,6 @@ def run(args: argparse.Namespace) -> int:
         raise SegcolorError(
             f'the studio needs its extra ({err.name} is missing): pip install -e ".[studio]"'
         ) from None
-    from segcolor.io.images import DEFAULT_MAX_PIXELS
     from segcolor.pipeline import Pipeline
 
     pipeline = Pipeline.load(

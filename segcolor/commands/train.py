@@ -1,4 +1,5 @@
-"""``segcolor train CONFIG...``: train experts (glue over ``segcolor.train.engine``).
+"""``segcolor train CONFIG...``: train experts, profile classifiers, the gray head (glue over
+``segcolor.train.engine``; the config's ``task:`` picks, in ``segcolor.train.tasks``).
 
 Several configs train one after the other, in the order given, so a whole recipe (a general
 model, then the experts fine-tuned from it) is one command; with ``--resume`` a rerun skips
@@ -10,9 +11,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
-from typing import Any
 
+import yaml
+
+from segcolor.errors import ConfigError
 from segcolor.train.config import FLAG_KEYS
 
 HELP = "train a category expert from a YAML config (flags override the config)"
@@ -58,12 +60,11 @@ def run(args: argparse.Namespace) -> int:
     # OpenMP threads that spin while waiting for each other collapse when the CPU is shared
     # (DataLoader workers, other jobs): 7 img/s instead of 17 measured on 2 busy cores. Sleeping
     # instead of spinning costs a few microseconds per wake-up on an idle CPU. Takes effect only
-    # before torch is first imported, as here (the CLI imports it lazily); the env var wins.
+    # before torch is first imported, as here: the training modules (torch) are imported below,
+    # not at the top, which also keeps every other command's start-up free of them.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    import yaml
-
-    from segcolor.errors import ConfigError
-    from segcolor.train.engine import TrainingInterrupted, main
+    from segcolor.train import engine
+    from segcolor.train.run import TrainingInterrupted
 
     overrides = {
         key: getattr(args, flag)
@@ -80,37 +81,11 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--set {item!r}: not valid YAML") from None
     if len(args.config) > 1 and "out" in overrides:
         raise ConfigError("--out names one run's folder; with several configs set `out:` in each")
-    from segcolor.train import gray_head
-
-    check_configs(args.config, overrides, args.resume)
+    engine.check_configs(args.config, overrides, args.resume)
     for config in args.config:
-        train = gray_head.main if gray_head.is_gray_head_config(config) else main
         try:
-            train(config, overrides, resume=args.resume)
+            engine.main(config, overrides, resume=args.resume)
         except TrainingInterrupted as stop:
             print(f"segcolor: {stop}", file=sys.stderr)
             return 130
     return 0
-
-
-def check_configs(configs: list[str], overrides: dict[str, Any], resume: bool) -> None:
-    """Parse and validate every config, and see that no two share an output folder, before the
-    first one trains: a mistake in the last of a recipe should not cost the hours of the others.
-    """
-    from segcolor.errors import ConfigError
-    from segcolor.train import gray_head
-    from segcolor.train.config import load_config
-    from segcolor.train.engine import refuse_existing_run
-
-    outs: dict[Path, str] = {}
-    for config in configs:
-        load = gray_head.load_config if gray_head.is_gray_head_config(config) else load_config
-        out = Path(load(config, overrides)["out"])
-        other = outs.get(out.resolve())
-        if other is not None:
-            twice = Path(other).resolve() == Path(config).resolve()
-            problem = "given twice" if twice else f"writes to {out}, as {other} does"
-            raise ConfigError(f"{problem}; each config needs its own output folder", config)
-        outs[out.resolve()] = config
-        if not resume:
-            refuse_existing_run(out)

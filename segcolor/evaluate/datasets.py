@@ -20,7 +20,7 @@ from PIL import Image
 
 from segcolor.errors import BadImageError, SegcolorError
 from segcolor.io.images import IMAGE_EXTENSIONS, find_images
-from segcolor.train.data import is_held_out
+from segcolor.splits import is_held_out
 
 IGNORE = 255
 # mask code -> the category region it is reported under; IGNORE is in no region

@@ -1,7 +1,7 @@
 """The contract every expert follows: normalised L (B,1,H,W) -> normalised ab (B,2,H,W).
 
 An expert may also take the router's semantic features (B,F,ceil(H/8),ceil(W/8)) (see
-``segcolor.router.features``); they are optional: ``uses_features`` says whether it was trained
+``segcolor.feature_grid``); they are optional: ``uses_features`` says whether it was trained
 with them, and one that was still runs without them (it was trained with some feature
 dropout), only less well. Subclasses implement ``forward_raw`` at sizes that are multiples of
 ``size_multiple``; the base class pads any input (reflect) and crops the result, and decodes a
@@ -19,6 +19,7 @@ from torch import nn
 
 from segcolor.color.bins import ANNEAL_T, NUM_BINS, annealed_mean
 from segcolor.color.lab import AB_SCALE
+from segcolor.feature_grid import FEATURE_STRIDE
 
 Head = Literal["regression", "classification"]
 
@@ -99,8 +100,6 @@ class Expert(nn.Module):
 def _fit_grid(features: torch.Tensor, padded: tuple[int, int]) -> torch.Tensor:
     """Features on the stride-8 grid of the padded input: cells past the photo's edge (padding)
     repeat the last ones, as the padded L repeats the edge."""
-    from segcolor.router.features import FEATURE_STRIDE
-
     gh, gw = padded[0] // FEATURE_STRIDE, padded[1] // FEATURE_STRIDE
     h, w = features.shape[-2:]
     if (h, w) == (gh, gw):

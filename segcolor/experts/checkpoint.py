@@ -19,10 +19,9 @@ from segcolor.experts.base import Expert
 from segcolor.experts.registry import create_expert
 from segcolor.io.atomic import atomic_write
 from segcolor.nets import assign_weights, build_empty
-from segcolor.nets.loading import read_metadata
-from segcolor.paths import portable_path
+from segcolor.nets.loading import CARD_KEY, read_metadata
+from segcolor.paths import BEST, EXPERT, portable_path, shared_dir
 
-CARD_KEY = "segcolor.card"
 FORMAT = "segcolor-expert/1"
 
 
@@ -103,11 +102,9 @@ def export_expert(
     fp16 halves the size with no visible change in color (ab errors well under 0.1 Lab units),
     and the card loses machine paths so the file can be committed or published.
     """
-    from segcolor.paths import shared_dir
-
     source = Path(source)
     if source.is_dir():
-        source = source / ("best.safetensors" if best else "expert.safetensors")
+        source = source / (BEST if best else EXPERT)
     destination = Path(destination)
     if destination.resolve() == source.resolve():
         raise CheckpointError("the export would overwrite its source; choose another -o", source)

@@ -17,7 +17,11 @@ import torch
 from safetensors import SafetensorError, safe_open
 from torch import nn
 
+from segcolor.errors import CheckpointError
+
 M = TypeVar("M", bound=nn.Module)
+# the metadata key of the JSON card in segcolor's checkpoints (experts, profile classifiers)
+CARD_KEY = "segcolor.card"
 
 
 def build_empty(factory: Callable[..., M], *args: object, **kwargs: object) -> M:
@@ -45,8 +49,6 @@ def assign_weights(model: nn.Module, state: Mapping[str, torch.Tensor]) -> nn.Mo
 def read_metadata(path: str | Path, what: str) -> dict[str, str]:
     """A safetensors file's metadata, without loading its weights; a missing or unreadable file
     is a one-line ``CheckpointError`` (``what`` names the file's role: "expert checkpoint")."""
-    from segcolor.errors import CheckpointError
-
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{what} not found", path)

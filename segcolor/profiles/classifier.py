@@ -31,13 +31,13 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from segcolor.color.lab import normalize_l
 from segcolor.errors import CheckpointError, ConfigError
 from segcolor.io.atomic import atomic_write
 from segcolor.nets import assign_weights, build_empty
-from segcolor.nets.loading import read_metadata
+from segcolor.nets.loading import CARD_KEY, read_metadata
 from segcolor.nets.resnet import ResNet18, conv_init_
 
-CARD_KEY = "segcolor.card"
 FORMAT = "segcolor-profile-classifier/1"
 ARCHS = ("profile_resnet18", "profile_features_linear")
 MAX_BYTES_FP16 = 6_000_000  # the shipped-weights budget allows about this much per classifier
@@ -155,36 +155,6 @@ def create_profile_classifier(
         raise ConfigError(f"bad options for {arch!r}: {err}") from None
 
 
-def init_trunk_from_expert(model: ProfileClassifier, path: str | Path) -> int:
-    """Start the trunk from a colorization expert's ResNet-18 encoder (stem and stages).
-
-    Colorization is a self-supervised pretext task whose features predict color (Zhang et al.
-    2016): the expert learned from the photos' own colors, so the classifier starts from a trunk
-    that already sees sky, foliage and sand. Returns the number of tensors copied.
-    """
-    from segcolor.experts import load_expert
-
-    encoder = {
-        k.removeprefix("net.encoder."): v
-        for k, v in load_expert(path).state_dict().items()
-        if k.startswith("net.encoder.")
-    }
-    own = model.state_dict()
-    copied = {}
-    for key, value in encoder.items():
-        block, _, rest = key.partition(".")
-        index = {"conv1": 0, "bn1": 1}.get(block)
-        if index is None and block.startswith("layer"):
-            index = 3 + int(block.removeprefix("layer"))
-        target = f"features.{index}.{rest}"
-        if index is not None and target in own and own[target].shape == value.shape:
-            copied[target] = value
-    if not copied:
-        raise ConfigError(f"no ResNet-18 encoder weights to start from in {path}")
-    model.load_state_dict(copied, strict=False)
-    return len(copied)
-
-
 def fp16_bytes(model: nn.Module) -> int:
     """Size of the weights stored in fp16 (what shipping costs)."""
     return sum(
@@ -266,8 +236,6 @@ def predict_proba(
     """P(profile) (B,K) of photos, from what the classifier reads: L in [0, 100] (B,1,H,W) at
     any size (resized so the short side is the training size, as the classifier saw photos
     then), or the segmenter's features (B,F,h,w) with the category's routing weight (B,1,H,W)."""
-    from segcolor.color.lab import normalize_l
-
     if isinstance(model, FeatureProfileClassifier):
         if features is None:
             raise ValueError("this profile classifier reads the segmenter's features; pass them")

@@ -28,9 +28,10 @@ import torch.nn.functional as F
 from scipy import ndimage
 
 from segcolor.color.lab import rgb_to_lab
-from segcolor.router.categories import CategorySpec, PipelineConfig, RouterOptions
-from segcolor.router.features import features_on_grid
-from segcolor.router.overrides import RoutingEdits, apply_edits
+from segcolor.feature_grid import features_on_grid
+from segcolor.pipeline_config import CategorySpec, PipelineConfig, RouterOptions
+from segcolor.profiles.classifier import load_classifier, predict_proba
+from segcolor.router.edits import RoutingEdits, apply_edits
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 in pixels; x1 and y1 exclusive
 _EIGHT = np.ones((3, 3), dtype=bool)  # 8-connectivity: a diagonal touch is the same region
@@ -125,8 +126,6 @@ class ProfileGate:
 
     @classmethod
     def from_spec(cls, spec: CategorySpec) -> ProfileGate:
-        from segcolor.profiles.classifier import load_classifier
-
         assert spec.classifier is not None
         return cls(spec.name, load_classifier(spec.classifier), spec.variants, spec.min_probability)
 
@@ -145,8 +144,6 @@ class ProfileGate:
         """The mix of variants for a photo: its L (1,1,h,w) in [0, 100], or for a classifier
         that reads them, the segmenter's features (1,F,gh,gw) and the category's routing
         weight (1,1,h,w) to pool them over (None: the whole photo)."""
-        from segcolor.profiles.classifier import predict_proba
-
         if next(self.classifier.parameters()).device != lightness.device:
             self.classifier.to(lightness.device)  # follow the pipeline's device
         if self.reads_features and features is None:
@@ -383,7 +380,7 @@ class Router:
         ``gray`` (the photo as gray RGB, (1,3,h,w)) lets profile gates mix their variants;
         without it a profiled expert's variants are averaged. ``features`` (the segmenter's,
         (1,F,gh,gw)) travel with the routing to the experts, and to profile gates that read
-        them. ``edits`` (a person's corrections, ``segcolor.router.overrides``) change
+        them. ``edits`` (a person's corrections, ``segcolor.router.edits``) change
         regions' categories after the regions are found and before the weights are spread, so
         the merge follows them.
         """

@@ -33,7 +33,7 @@ from segcolor import __version__
 from segcolor.errors import SegcolorError
 from segcolor.io.images import DEFAULT_MAX_PIXELS, load_image
 from segcolor.pipeline import Pipeline
-from segcolor.router.overrides import RoutingEdits
+from segcolor.router.edits import RoutingEdits
 from segcolor.studio.session import PhotoSession, SessionStore, png_bytes
 
 STATIC = Path(__file__).parent / "static"

@@ -21,13 +21,13 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
+from scipy import ndimage
 
 from segcolor.color.dcd import dominant_colors_many
 from segcolor.color.lab import lab_to_rgb
 from segcolor.pipeline import LabImage, PatchCache, Pipeline, to_uint8
-from segcolor.report.inspection import preview_size
-from segcolor.report.overlay import ALPHA, category_colors, hex_rgb
-from segcolor.router.overrides import RoutingEdits
+from segcolor.router.edits import RoutingEdits
+from segcolor.router.overlay import ALPHA, category_colors, hex_rgb, preview_size, region_colors
 from segcolor.router.routing import Routing
 
 PREVIEW_SIDE = 1024  # gray and overlay images for the page; results are served at full size
@@ -135,8 +135,6 @@ class PhotoSession:
 
     def overlay(self) -> np.ndarray:
         """The current categories tinted over the gray preview, region borders drawn."""
-        from scipy import ndimage
-
         assert self.routing is not None
         gray = self._preview(self.gray()).astype(np.float32)
         labels = self.routing.category_map_at(gray.shape)
@@ -216,8 +214,6 @@ class PhotoSession:
     def routing_report(self) -> dict[str, Any]:
         """routing.json as ``segcolor inspect`` writes it (regions with dominant colors), for
         the current edits."""
-        from segcolor.report.inspection import region_colors
-
         assert self.routing is not None and self.result is not None
         report = {"image": self.name, **self.routing.to_dict()}
         colors = region_colors(self.routing, self.result)

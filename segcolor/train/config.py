@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from segcolor.config import check_keys, deep_merge, load_yaml, set_dotted
-from segcolor.errors import ConfigError
+from segcolor.errors import CheckpointError, ConfigError
 
 DEFAULTS: dict[str, Any] = {
     "name": None,  # defaults to the config file's stem
@@ -365,3 +365,30 @@ def changed_keys(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> 
         elif a != b:
             keys.append(f"{prefix}{key}")
     return keys
+
+
+def resumed_config(
+    saved: dict[str, Any], fresh: dict[str, Any], overrides: dict[str, Any], path: Path
+) -> tuple[dict[str, Any], list[str]]:
+    """A resumed run keeps its own config; only flags given now override it.
+
+    Returns the config and the keys whose new values in the YAML file are ignored.
+    """
+    cfg = apply_overrides(copy.deepcopy(saved), overrides)
+    cfg["out"] = fresh["out"]  # where the checkpoint was found, even if the run was moved
+    cfg = validate(cfg, path)  # fills keys added since the run was saved
+    return cfg, changed_keys(cfg, fresh)
+
+
+def check_same_model(saved: dict[str, Any], cfg: dict[str, Any], checkpoint: Path) -> None:
+    """Weights only resume into the network they were trained as (``model.init`` aside: it
+    only picks a run's starting weights)."""
+    changed = [k for k in changed_keys(saved["model"], cfg["model"]) if k != "init"]
+    if changed:
+        key = changed[0].split(".")[0]
+        raise CheckpointError(
+            f"was trained with model.{key} {saved['model'].get(key)!r}, not "
+            f"{cfg['model'].get(key)!r}; it cannot be resumed with another model (drop the "
+            "model.* override, or choose another --out)",
+            checkpoint,
+        )

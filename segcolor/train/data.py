@@ -8,7 +8,6 @@ whatever the number of DataLoader workers or processes, and an interrupted run r
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import os
@@ -27,6 +26,8 @@ from segcolor.color.bins import NUM_BINS, ab_histogram
 from segcolor.color.lab import AB_SCALE, normalize_ab, normalize_l, rgb_to_lab
 from segcolor.errors import BadImageError, SegcolorError
 from segcolor.io.images import find_images, load_image
+from segcolor.splits import is_held_out, split_score, subset_score  # noqa: F401 (moved there)
+from segcolor.splits import unit_hash as _unit_hash
 from segcolor.train.losses import smooth_prior
 
 log = logging.getLogger(__name__)
@@ -34,12 +35,6 @@ log = logging.getLogger(__name__)
 CROP_SCALE = (0.5, 1.0)
 CROP_RATIO = (3.0 / 4.0, 4.0 / 3.0)
 MAX_BAD_IN_A_ROW = 50
-
-
-def _unit_hash(text: str) -> float:
-    """A stable number in [0, 1) for ``text`` (same on every machine and Python run)."""
-    digest = hashlib.sha1(text.encode("utf-8")).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64
 
 
 @dataclass
@@ -56,27 +51,6 @@ class Split:
             "train_images": len(self.train),
             "val_images": len(self.val),
         }
-
-
-def split_score(path: Path) -> float:
-    """A file's place in [0, 1) for the train/val split; it is held out when below the fraction.
-
-    Keyed on the file name alone, so the same photo lands on the same side whichever folder a
-    config points at; ``segcolor evaluate --held-out`` uses it to pick never-trained-on photos.
-    """
-    return _unit_hash("val:" + path.name)
-
-
-def subset_score(path: Path) -> float:
-    """A file's place in [0, 1) for ``data.max_images`` over several folders: the photos with
-    the smallest scores form a stable subset that samples every folder (unlike their first N,
-    which would be the first folder's). Keyed on the folder and file name, as on any machine."""
-    return _unit_hash("subset:" + "/".join(path.parts[-2:]))
-
-
-def is_held_out(path: Path, val_fraction: float) -> bool:
-    """True when training with ``val_fraction`` keeps ``path`` out of the training set."""
-    return split_score(path) < val_fraction
 
 
 def split_folder(root: Path, val_fraction: float, max_images: int | None = None) -> Split:

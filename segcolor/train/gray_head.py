@@ -9,7 +9,8 @@ network's grid); the backbone stays frozen, so the features the experts read do 
 
 Pairs are computed once per photo into a memory-mapped cache (resumable, keyed by the
 segmenter and the photos' bytes); the head then trains in seconds per epoch. A YAML with
-``task: gray_head`` (configs/router/gray_head.yaml) drives it through ``segcolor train``.
+``task: gray_head`` (configs/router/gray_head.yaml) drives it through ``segcolor train``, in
+the one training loop (``segcolor.train.loop``); its checkpoint keeps its own small format.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,17 +26,20 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
-from tqdm import tqdm
 
 from segcolor.config import check_keys, deep_merge, load_yaml, set_dotted
 from segcolor.errors import CheckpointError, ConfigError, SegcolorError
 from segcolor.io.atomic import atomic_write
 from segcolor.io.images import find_images
 from segcolor.paths import resolve_data_path
+from segcolor.pipeline import DEFAULT_PIPELINE, LabImage, Pipeline
+from segcolor.pipeline_config import load_pipeline_config
+from segcolor.router.segmenters import create_segmenter
 from segcolor.router.segmenters.gray_head import GrayHead
+from segcolor.splits import split_score
 from segcolor.train.cache import default_cache_root, read_photos
-from segcolor.train.data import split_score
-from segcolor.train.engine import CHECKPOINT, interrupted, read_state, sigterm_as_interrupt
+from segcolor.train.loop import Record, Step, Task
+from segcolor.train.run import CHECKPOINT, read_state
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +64,6 @@ DEFAULTS: dict[str, Any] = {
     "optim": {"lr": 1e-3, "weight_decay": 1e-4, "warmup": 0.05},
     "train": {"epochs": 12, "batch_size": 32, "seed": 0},
 }
-
-
-def is_gray_head_config(path: str | Path) -> bool:
-    return load_yaml(Path(path)).get("task") == TASK
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -113,8 +113,6 @@ def pick_photos(folders: list[Path], val_fraction: float, per_folder: int) -> li
 
 def color_and_gray(rgb: np.ndarray, working_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The photo at the pipeline's working resolution, in color and as the router sees it."""
-    from segcolor.pipeline import LabImage, Pipeline
-
     lab = LabImage.from_rgb(rgb, working_size, torch.device("cpu"))
     gray = Pipeline.gray_rgb(lab)
     image = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float()
@@ -211,51 +209,6 @@ def soft_cross_entropy(student: torch.Tensor, teacher: torch.Tensor) -> torch.Te
     return -(teacher.softmax(1) * student.log_softmax(1)).sum(1).mean()
 
 
-def lr_at(step: int, total: int, optim: dict[str, Any]) -> float:
-    """Linear warm-up, then cosine decay to zero."""
-    warm = max(1, round(float(optim["warmup"]) * total))
-    if step < warm:
-        return float(optim["lr"]) * (step + 1) / warm
-    return float(optim["lr"]) * 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
-
-
-def train_epoch(
-    head: GrayHead,
-    base: Any,
-    optimizer: torch.optim.Optimizer,
-    features: np.ndarray,
-    teacher: np.ndarray,
-    rows: np.ndarray,
-    epoch: int,
-    cfg: dict[str, Any],
-) -> float:
-    """One pass over ``rows`` in an order (and flips) fixed by seed and epoch, so a resumed run
-    repeats an uninterrupted one exactly."""
-    gen = torch.Generator().manual_seed(int(cfg["train"]["seed"]) * 100_003 + epoch)
-    order = rows[torch.randperm(len(rows), generator=gen).numpy()]
-    bs = int(cfg["train"]["batch_size"])
-    steps = len(order) // bs or 1
-    total = steps * int(cfg["train"]["epochs"])
-    head.train()
-    running = 0.0
-    for k in range(steps):
-        idx = np.sort(order[k * bs : (k + 1) * bs])
-        f = torch.from_numpy(np.asarray(features[idx], dtype=np.float32))
-        t = torch.from_numpy(np.asarray(teacher[idx], dtype=np.float32))
-        if torch.rand((), generator=gen) < 0.5:  # mirror: the same lesson, another layout
-            f, t = f.flip(-1), t.flip(-1)
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(epoch * steps + k, total, cfg["optim"])
-        with torch.no_grad():
-            prior = base(f)
-        loss = soft_cross_entropy(prior + head(f), t)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        running += loss.item()
-    return running / steps
-
-
 def evaluate_head(
     head: GrayHead | None,
     base: Any,
@@ -272,96 +225,164 @@ def evaluate_head(
     return agreement(student, t, masks, names)
 
 
-def main(
-    config_path: str | Path, overrides: dict[str, Any] | None = None, resume: bool = False
-) -> list[dict[str, Any]]:
-    """Train the gray head ``config_path`` describes; returns the per-epoch records."""
-    from segcolor.pipeline import DEFAULT_PIPELINE
-    from segcolor.router.categories import load_pipeline_config
-    from segcolor.router.segmenters import create_segmenter
+class PairBatches:
+    """One epoch over ``rows`` of the pair cache, in an order (and flips) fixed by seed and
+    epoch, so a resumed run repeats an uninterrupted one exactly; the last partial batch is
+    left out."""
 
-    cfg = load_config(config_path, overrides)
-    out = Path(cfg["out"])
-    pipeline = Path(cfg["pipeline"]) if cfg["pipeline"] else DEFAULT_PIPELINE
-    config = load_pipeline_config(pipeline)
-    segmenter = create_segmenter(config.segmenter, weights=config.segmenter_weights)  # no head
-    if not segmenter.feature_channels:
-        raise SegcolorError(f"segmenter {config.segmenter} gives no features to learn from")
-    roots = cfg["data"]["root"] if isinstance(cfg["data"]["root"], list) else [cfg["data"]["root"]]
-    folders = [resolve_data_path(r, cfg["shared_dir"]) for r in roots]
-    files = pick_photos(folders, float(cfg["data"]["val_fraction"]), cfg["data"]["per_folder"])
-    cache_root = (
-        Path(cfg["data"]["cache_dir"]).expanduser()
-        if cfg["data"]["cache_dir"]
-        else default_cache_root()
-    )
-    signature = f"{config.segmenter}|{config.segmenter_weights}"
-    pairs = pair_cache(files, segmenter, config.working_size, cache_root, signature)
-    usable = pairs["ok"]
-    every = max(2, int(cfg["data"]["check_every"]))
-    check, train_rows = usable[::every], np.setdiff1d(usable, usable[::every])
-    if len(train_rows) == 0:
-        raise SegcolorError("too few readable photos to learn a gray head from")
-    groups = {c.name: list(c.classes) for c in config.categories if c.name != config.fallback}
-    masks = category_masks(segmenter.classes, groups)
-    names = list(groups)
+    def __init__(
+        self, pairs: dict[str, np.ndarray], rows: np.ndarray, epoch: int, seed: int, size: int
+    ) -> None:
+        self.pairs, self.rows, self.epoch, self.seed, self.size = pairs, rows, epoch, seed, size
 
-    torch.manual_seed(int(cfg["train"]["seed"]))
-    head = GrayHead(segmenter.feature_channels, segmenter.classes, int(cfg["model"]["hidden"]))
-    optimizer = torch.optim.AdamW(
-        head.parameters(), lr=float(cfg["optim"]["lr"]), weight_decay=cfg["optim"]["weight_decay"]
-    )
-    base = segmenter.class_logits
-    for p in segmenter.parameters():
-        p.requires_grad_(False)
-    records: list[dict[str, Any]] = []
-    start = 0
-    if resume and (out / CHECKPOINT).is_file():
-        state = read_state(out / CHECKPOINT)
+    def __len__(self) -> int:
+        return len(self.rows) // self.size or 1
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        gen = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        order = self.rows[torch.randperm(len(self.rows), generator=gen).numpy()]
+        for k in range(len(self)):
+            idx = np.sort(order[k * self.size : (k + 1) * self.size])
+            f = torch.from_numpy(np.asarray(self.pairs["features"][idx], dtype=np.float32))
+            t = torch.from_numpy(np.asarray(self.pairs["teacher"][idx], dtype=np.float32))
+            if torch.rand((), generator=gen) < 0.5:  # mirror: the same lesson, another layout
+                f, t = f.flip(-1), t.flip(-1)
+            yield f, t
+
+
+class GrayHeadTask(Task):
+    """The segmenter's frozen backbone and classifier; the head learns on the CPU."""
+
+    name = TASK
+
+    @classmethod
+    def load_config(cls, path: Path, overrides: dict[str, Any]) -> dict[str, Any]:
+        return load_config(path, overrides)
+
+    @classmethod
+    def read_checkpoint(cls, path: Path) -> dict[str, Any]:
+        state = read_state(path)
         try:
-            head.load_state_dict(state["head"])
-            optimizer.load_state_dict(state["optimizer"])
-            start, records = int(state["epoch"]), json.loads(state["records"])
-        except (KeyError, TypeError, ValueError, RuntimeError) as err:
+            history = json.loads(state["records"])
+            return {**state, "epoch": int(state["epoch"]), "history": history}
+        except (KeyError, TypeError, ValueError) as err:
             raise CheckpointError(
-                f"not a gray-head training checkpoint ({type(err).__name__})", out / CHECKPOINT
+                f"not a gray-head training checkpoint ({type(err).__name__})", path
             ) from None
-    elif (out / CHECKPOINT).is_file():
-        raise SegcolorError(f"already holds a run ({CHECKPOINT}); pass --resume", out)
-    before = evaluate_head(None, base, pairs["features"], pairs["teacher"], check, masks, names)
-    log.info("gray head: %d photos to learn from, %d to check", len(train_rows), len(check))
-    epochs = int(cfg["train"]["epochs"])
-    for epoch in tqdm(range(start, epochs), desc="gray head", unit="epoch", initial=start):
-        try:
-            with sigterm_as_interrupt():
-                loss = train_epoch(
-                    head, base, optimizer, pairs["features"], pairs["teacher"], train_rows,
-                    epoch, cfg,
-                )  # fmt: skip
-        except KeyboardInterrupt:
-            raise interrupted(epoch, epoch, out) from None
-        scores = evaluate_head(head, base, pairs["features"], pairs["teacher"], check, masks, names)
-        records.append({"epoch": epoch + 1, "train_loss": round(loss, 5), **scores})
-        out.mkdir(parents=True, exist_ok=True)
-        state = {
-            "head": head.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "epoch": epoch + 1,
-            "records": json.dumps(records),
+
+    def resumed_config(
+        self, state: dict[str, Any], overrides: dict[str, Any], path: Path
+    ) -> tuple[dict[str, Any], list[str]]:
+        return self.cfg, []  # the checkpoint keeps no config: today's is the run's
+
+    @property
+    def device_name(self) -> str:
+        return "cpu"
+
+    def prepare(self) -> None:
+        cfg = self.cfg
+        pipeline = Path(cfg["pipeline"]) if cfg["pipeline"] else DEFAULT_PIPELINE
+        self.config = config = load_pipeline_config(pipeline)
+        self.segmenter = create_segmenter(config.segmenter, weights=config.segmenter_weights)
+        if not self.segmenter.feature_channels:
+            raise SegcolorError(f"segmenter {config.segmenter} gives no features to learn from")
+        data = cfg["data"]
+        roots = data["root"] if isinstance(data["root"], list) else [data["root"]]
+        folders = [resolve_data_path(r, cfg["shared_dir"]) for r in roots]
+        files = pick_photos(folders, float(data["val_fraction"]), data["per_folder"])
+        cache_root = (
+            Path(data["cache_dir"]).expanduser() if data["cache_dir"] else default_cache_root()
+        )
+        signature = f"{config.segmenter}|{config.segmenter_weights}"
+        self.pairs = pair_cache(files, self.segmenter, config.working_size, cache_root, signature)
+        usable = self.pairs["ok"]
+        every = max(2, int(data["check_every"]))
+        self.check, self.train_rows = usable[::every], np.setdiff1d(usable, usable[::every])
+        if len(self.train_rows) == 0:
+            raise SegcolorError("too few readable photos to learn a gray head from")
+        groups = {c.name: list(c.classes) for c in config.categories if c.name != config.fallback}
+        self.masks = category_masks(self.segmenter.classes, groups)
+        self.names = list(groups)
+
+    def build(self, device: torch.device, state: dict[str, Any] | None) -> None:
+        segmenter, optim = self.segmenter, self.cfg["optim"]
+        self.head = GrayHead(
+            segmenter.feature_channels, segmenter.classes, int(self.cfg["model"]["hidden"])
+        )
+        self.optimizer = torch.optim.AdamW(
+            self.head.parameters(), lr=float(optim["lr"]), weight_decay=optim["weight_decay"]
+        )
+        self.base = segmenter.class_logits
+        for p in segmenter.parameters():
+            p.requires_grad_(False)
+        if state is not None:
+            try:
+                self.head.load_state_dict(state["head"])
+                self.optimizer.load_state_dict(state["optimizer"])
+            except (KeyError, TypeError, ValueError, RuntimeError) as err:
+                raise CheckpointError(
+                    f"not a gray-head training checkpoint ({type(err).__name__})",
+                    self.out / CHECKPOINT,
+                ) from None
+        self.before = self.scores(None)
+
+    def scores(self, head: GrayHead | None) -> dict[str, float]:
+        features, teacher = self.pairs["features"], self.pairs["teacher"]
+        return evaluate_head(head, self.base, features, teacher, self.check, self.masks, self.names)
+
+    def begin(self, start_epoch: int) -> None:
+        log.info(
+            "gray head: %d photos to learn from, %d to check", len(self.train_rows), len(self.check)
+        )
+
+    def schedule(self) -> str | None:
+        return "warmup_cosine"
+
+    def start_epoch(self, epoch: int) -> PairBatches:
+        self.head.train()
+        size = int(self.cfg["train"]["batch_size"])
+        return PairBatches(self.pairs, self.train_rows, epoch, self.seed, size)
+
+    def train_step(self, batch: tuple[torch.Tensor, torch.Tensor]) -> Step:
+        features, teacher = batch
+        with torch.no_grad():
+            prior = self.base(features)
+        loss = soft_cross_entropy(prior + self.head(features), teacher)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return [loss.detach()], 1  # the mean loss of the epoch's batches
+
+    def validate(self) -> Record:
+        return self.scores(self.head)
+
+    def record(self, epoch: int, train: Record, val: Record) -> Record:
+        return {"epoch": epoch + 1, "train_loss": round(train["train_loss"], 5), **val}
+
+    def checkpoint(self, epoch: int, history: list[Record], best: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "head": self.head.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "epoch": epoch,
+            "records": json.dumps(history),
         }
-        with atomic_write(out / CHECKPOINT) as tmp:
-            torch.save(state, tmp)
-    meta = head.metadata(config.segmenter)
-    with atomic_write(out / HEAD_FILE) as tmp:
-        save_file({k: v.contiguous() for k, v in head.state_dict().items()}, str(tmp), meta)
-    card = {
-        "task": TASK,
-        "segmenter": config.segmenter,
-        "photos": {"learn": len(train_rows), "check": len(check)},
-        "before": before,
-        "after": records[-1] if records else None,
-        "config": cfg,
-    }
-    with atomic_write(out / "gray_head.card.json") as tmp:
-        tmp.write_text(json.dumps(card, indent=2, default=str))
-    return records
+
+    def epoch_line(self, record: Record) -> str:
+        scores = "  ".join(f"{k} {v}" for k, v in record.items() if k != "epoch")
+        return f"gray head epoch {record['epoch']}/{self.epochs}  {scores}"
+
+    def finish(self, history: list[Record]) -> None:
+        meta = self.head.metadata(self.config.segmenter)
+        with atomic_write(self.out / HEAD_FILE) as tmp:
+            state = {k: v.contiguous() for k, v in self.head.state_dict().items()}
+            save_file(state, str(tmp), meta)
+        card = {
+            "task": TASK,
+            "segmenter": self.config.segmenter,
+            "photos": {"learn": len(self.train_rows), "check": len(self.check)},
+            "before": self.before,
+            "after": history[-1] if history else None,
+            "config": self.cfg,
+        }
+        with atomic_write(self.out / "gray_head.card.json") as tmp:
+            tmp.write_text(json.dumps(card, indent=2, default=str))

@@ -19,7 +19,7 @@ from tqdm import tqdm
 from segcolor.errors import SegcolorError
 from segcolor.io.atomic import atomic_write
 from segcolor.pipeline import Pipeline
-from segcolor.report.overlay import category_colors
+from segcolor.router.overlay import category_colors
 from segcolor.video.io import VideoReader
 from segcolor.video.stabilize import Stabilizer, StabilizerOptions
 

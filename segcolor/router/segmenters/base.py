@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file
 from torch import nn
 
 # Chosen on grayscale COCO photos (bench/router_quality.py, 141 images, DeepLab port): flip plus
@@ -70,8 +71,6 @@ class Segmenter(nn.Module):
         their own default weights. The registry calls it for registered classes."""
         model = cls(**kwargs)
         if weights is not None:
-            from safetensors.torch import load_file
-
             model.load_state_dict(load_file(str(weights)))
         return model
 

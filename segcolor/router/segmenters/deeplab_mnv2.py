@@ -13,8 +13,6 @@ safetensors in the user cache dir.
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,11 +20,12 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from segcolor.errors import CheckpointError
+from segcolor.errors import CheckpointError, SegcolorError
+from segcolor.io.atomic import atomic_write
 from segcolor.nets import assign_weights, build_empty
 from segcolor.nets.mobilenetv2 import mobilenet_v2_features
 from segcolor.router.segmenters.base import Segmenter
@@ -290,8 +289,6 @@ def convert_tflite(path: str | Path, model: DeepLabV3MobileNetV2) -> dict[str, t
 def _cached_state(path: Path, sha256: str) -> dict[str, torch.Tensor] | None:
     """The cached conversion if it was made from this exact TFLite file by this code."""
     try:
-        from safetensors import safe_open
-
         with safe_open(str(path), framework="pt") as fh:
             meta = fh.metadata() or {}
         if meta.get("source_sha256") != sha256 or meta.get("format") != _FORMAT:
@@ -299,20 +296,6 @@ def _cached_state(path: Path, sha256: str) -> dict[str, torch.Tensor] | None:
         return load_file(str(path))
     except (OSError, SafetensorError):
         return None
-
-
-def _write_atomic(path: Path, state: dict[str, torch.Tensor], meta: dict[str, str]) -> None:
-    """Write to a temp file in the same folder then rename, so a crash or a concurrent process
-    never sees a half-written cache."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(state, tmp, metadata=meta)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _load_variant(
@@ -335,9 +318,10 @@ def _load_variant(
         tfl_path = tfl_path or resolve_weights(variant.tflite, variant.sha256, None, SOURCE)
         state = convert_tflite(tfl_path, model)
         meta = {"format": _FORMAT, "source": variant.tflite, "source_sha256": variant.sha256}
-        try:
-            _write_atomic(cache, state, meta)
-        except OSError as err:
+        try:  # a temp file beside it, then os.replace: no process sees a half-written cache
+            with atomic_write(cache) as tmp:
+                save_file(state, str(tmp), metadata=meta)
+        except (OSError, SegcolorError) as err:  # atomic_write's SegcolorError: cannot write
             warnings.warn(f"could not cache converted weights in {cache}: {err}", stacklevel=2)
     assign_weights(model, state)
     return model

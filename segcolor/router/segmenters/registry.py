@@ -10,11 +10,12 @@ from typing import Any, TypeVar
 import torch
 
 from segcolor.errors import ConfigError
+from segcolor.pipeline_config import DEFAULT_SEGMENTER
 from segcolor.router.segmenters.base import Segmenter
+from segcolor.router.segmenters.gray_head import load_gray_head
 
 T = TypeVar("T")
 _REGISTRY: dict[str, Callable[..., Segmenter]] = {}
-DEFAULT_SEGMENTER = "deeplabv3_mnv2_voc"
 
 
 def register_segmenter(name: str) -> Callable[[T], T]:
@@ -61,8 +62,6 @@ def create_segmenter(
     if not isinstance(model, Segmenter):
         raise TypeError(f"segmenter factory {name!r} returned {type(model).__name__}")
     if gray_head is not None:
-        from segcolor.router.segmenters.gray_head import load_gray_head
-
         head = load_gray_head(gray_head, name, model.classes)
         if head.in_channels != model.feature_channels:
             raise ConfigError(

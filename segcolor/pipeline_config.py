@@ -1,4 +1,4 @@
-"""The pipeline YAML: segmenter classes -> categories -> expert checkpoints, plus options.
+"""The pipeline YAML's schema: segmenter classes -> categories -> expert checkpoints, options.
 
 Adding a category (say ``vehicles`` fed by VOC car, bus, train...) is a YAML entry and a
 checkpoint, never a code change, so everything a category needs lives here and is validated
@@ -33,8 +33,9 @@ from typing import Any
 
 import yaml
 
-from segcolor.config import load_yaml
+from segcolor.config import check_keys, load_yaml
 from segcolor.errors import ConfigError
+from segcolor.profiles.classifier import read_classifier_card
 
 DEFAULT_SEGMENTER = "deeplabv3_mnv2_voc"
 DEFAULT_WORKING_SIZE = 256
@@ -193,14 +194,14 @@ def parse_pipeline_config(data: Mapping[str, Any], path: Path | None = None) -> 
     base = path.resolve().parent if path is not None else Path.cwd()
     if not isinstance(data, Mapping):
         raise ConfigError("expected a mapping at the top level", where)
-    _check_keys(data, _TOP_KEYS, "", where)
+    check_keys(data, _TOP_KEYS, "", where)
 
     seg = data.get("segmenter") or {}
     if isinstance(seg, str):
         seg = {"name": seg}
     if not isinstance(seg, Mapping):
         raise ConfigError("segmenter: expected a name or a mapping with name/weights", where)
-    _check_keys(seg, _SEGMENTER_KEYS, "segmenter.", where)
+    check_keys(seg, _SEGMENTER_KEYS, "segmenter.", where)
     seg_name = seg.get("name") or DEFAULT_SEGMENTER
     if not isinstance(seg_name, str):
         raise ConfigError("segmenter.name must be a string", where)
@@ -260,7 +261,7 @@ def _categories(raw: Any, base: Path, where: str | Path) -> list[CategorySpec]:
         entry = entry or {}
         if not isinstance(entry, Mapping):
             raise ConfigError(f"category {name!r}: expected a mapping with classes/expert", where)
-        _check_keys(entry, _CATEGORY_KEYS, f"categories.{name}.", where)
+        check_keys(entry, _CATEGORY_KEYS, f"categories.{name}.", where)
         classes = entry.get("classes") or []
         if isinstance(classes, str):
             classes = [classes]
@@ -302,7 +303,7 @@ def _profile_variants(
 ) -> dict[str, Any]:
     """``expert: {classifier, variants, min_probability}`` -> CategorySpec fields."""
     prefix = f"categories.{name}.expert."
-    _check_keys(raw, _PROFILE_KEYS, prefix, where)
+    check_keys(raw, _PROFILE_KEYS, prefix, where)
     what = f"category {name!r}: profile classifier"
     classifier = _path(raw.get("classifier"), base, what, where, must_exist=True)
     if classifier is None:
@@ -316,8 +317,6 @@ def _profile_variants(
         raise ConfigError(
             f"category {name!r}: expert.variants must map profile names to checkpoints", where
         )
-    from segcolor.profiles.classifier import read_classifier_card
-
     known = [p["name"] for p in read_classifier_card(classifier).get("profiles", [])]
     paths = []
     for variant, ckpt in variants.items():
@@ -349,19 +348,6 @@ def vividness_problem(value: object) -> str | None:
     if not number or not 0 < value <= MAX_VIVIDNESS:  # NaN fails the comparison too
         return f"must be a number above 0 and at most {MAX_VIVIDNESS:g}, got {value!r}"
     return None
-
-
-def _check_keys(
-    section: Mapping[str, Any], allowed: Mapping[str, Any], prefix: str, where: str | Path
-) -> None:
-    """Unknown keys are typos that would otherwise be silently ignored."""
-    for key in section:
-        if key not in allowed:
-            close = difflib.get_close_matches(str(key), list(allowed), n=1)
-            hint = f"; did you mean {prefix}{close[0]}?" if close else ""
-            raise ConfigError(
-                f"unknown key {prefix}{key} (allowed: {', '.join(sorted(allowed))}){hint}", where
-            )
 
 
 def _path(value: Any, base: Path, what: str, where: str | Path, must_exist: bool) -> Path | None:
@@ -401,10 +387,10 @@ def _router_options(raw: Any, where: str | Path) -> RouterOptions:
         raise ConfigError("router: expected a mapping", where)
     defaults = RouterOptions()
     allowed = {"min_area": None, "min_confidence": None, "spread": None, "tta": None}
-    _check_keys(raw, allowed, "router.", where)
+    check_keys(raw, allowed, "router.", where)
     tta = raw.get("tta", defaults.tta)
     if isinstance(tta, Mapping):
-        _check_keys(tta, _TTA_KEYS, "router.tta.", where)
+        check_keys(tta, _TTA_KEYS, "router.tta.", where)
         scales = tta.get("scales", [1.0])
         if (
             not isinstance(scales, list)
@@ -431,7 +417,7 @@ def _merge_options(raw: Any, where: str | Path) -> MergeOptions:
     if not isinstance(raw, Mapping):
         raise ConfigError("merge: expected a mapping", where)
     defaults = MergeOptions()
-    _check_keys(raw, {"feather": None, "margin": None}, "merge.", where)
+    check_keys(raw, {"feather": None, "margin": None}, "merge.", where)
     return MergeOptions(
         feather=float(_number(raw, "feather", defaults.feather, 0, 0.5, where, "merge.")),
         margin=int(_number(raw, "margin", defaults.margin, 0, 4096, where, "merge.", True)),

@@ -1,4 +1,8 @@
-"""Category colors over the grayscale photo, region borders, and a legend strip beneath."""
+"""How a routing is shown: category colors over the grayscale photo, region borders, a legend
+strip beneath, and each region's dominant colors in a result.
+
+``segcolor inspect``, the studio and video timelines all draw routings this way.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,9 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
+
+from segcolor.color.dcd import dominant_colors_many
+from segcolor.router.routing import Routing
 
 # Well-separated defaults for the usual categories; others cycle through the rest.
 KNOWN_COLORS = {
@@ -34,6 +41,31 @@ def category_colors(
 
 def hex_rgb(color: str) -> tuple[int, int, int]:
     return tuple(int(color[i : i + 2], 16) for i in (1, 3, 5))  # type: ignore[return-value]
+
+
+def preview_size(height: int, width: int, limit: int) -> tuple[int, int]:
+    scale = min(1.0, limit / max(height, width))
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def region_colors(routing: Routing, colorized: np.ndarray, side: int = 256) -> list[dict]:
+    """The result's dominant colors within each region (at most ``side`` px, for speed)."""
+    if not routing.regions:
+        return []
+    height, width = colorized.shape[:2]
+    size = preview_size(height, width, side)
+    small = np.asarray(Image.fromarray(colorized).resize(size[::-1], Image.BILINEAR))
+    labels = routing.category_map_at(size)
+    sy, sx = size[0] / height, size[1] / width
+    masks = []
+    for region in routing.regions:
+        x0, y0, x1, y1 = region.bbox
+        mask = np.zeros(size, dtype=bool)
+        rows = slice(int(y0 * sy), max(int(y0 * sy) + 1, int(np.ceil(y1 * sy))))
+        cols = slice(int(x0 * sx), max(int(x0 * sx) + 1, int(np.ceil(x1 * sx))))
+        mask[rows, cols] = labels[rows, cols] == routing.categories.index(region.category)
+        masks.append(mask)
+    return [d.to_dict() for d in dominant_colors_many([small] * len(masks), masks)]
 
 
 def render_overlay(

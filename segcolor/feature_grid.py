@@ -5,6 +5,9 @@ network knows about each place: person, grass, sky, ...) are handed to the exper
 pretrained semantic prior, at no extra cost. Experts fuse them at output stride
 ``FEATURE_STRIDE``, so a photo's features are sampled once at the centres of its 8x8 cells,
 and an expert running on a crop whose corner lies on the stride grid takes the matching slice.
+
+The grid is the contract between the router, which makes the features, and the experts, which
+read them, so it lives below both and neither imports the other.
 """
 
 from __future__ import annotations

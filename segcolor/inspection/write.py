@@ -18,12 +18,11 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from segcolor.color.dcd import dominant_colors_many
+from segcolor.inspection.html import render_index
 from segcolor.io.atomic import atomic_write
 from segcolor.io.images import load_image
 from segcolor.pipeline import Analysis, Pipeline
-from segcolor.report.html import render_index
-from segcolor.report.overlay import category_colors, render_overlay
+from segcolor.router.overlay import category_colors, preview_size, region_colors, render_overlay
 from segcolor.router.routing import Routing
 
 OVERLAY_SIDE = 2048  # the overlay is for looking at: no need for 40 MP of it
@@ -33,11 +32,6 @@ def _save_png(path: Path, image: Image.Image) -> Path:
     with atomic_write(path) as tmp:
         image.save(tmp, format="PNG")
     return path
-
-
-def preview_size(height: int, width: int, limit: int) -> tuple[int, int]:
-    scale = min(1.0, limit / max(height, width))
-    return max(1, round(height * scale)), max(1, round(width * scale))
 
 
 def _settings(pipeline: Pipeline) -> dict[str, Any]:
@@ -79,26 +73,6 @@ def profile_legend(routing: Routing) -> list[tuple[str, str]]:
         rows.append((expert, f"{expert} profile: {probs}"))
         rows.append((expert, f"{expert} variants: {mix}"))
     return rows
-
-
-def region_colors(routing: Routing, colorized: np.ndarray, side: int = 256) -> list[dict]:
-    """The result's dominant colors within each region (at most ``side`` px, for speed)."""
-    if not routing.regions:
-        return []
-    height, width = colorized.shape[:2]
-    size = preview_size(height, width, side)
-    small = np.asarray(Image.fromarray(colorized).resize(size[::-1], Image.BILINEAR))
-    labels = routing.category_map_at(size)
-    sy, sx = size[0] / height, size[1] / width
-    masks = []
-    for region in routing.regions:
-        x0, y0, x1, y1 = region.bbox
-        mask = np.zeros(size, dtype=bool)
-        rows = slice(int(y0 * sy), max(int(y0 * sy) + 1, int(np.ceil(y1 * sy))))
-        cols = slice(int(x0 * sx), max(int(x0 * sx) + 1, int(np.ceil(x1 * sx))))
-        mask[rows, cols] = labels[rows, cols] == routing.categories.index(region.category)
-        masks.append(mask)
-    return [d.to_dict() for d in dominant_colors_many([small] * len(masks), masks)]
 
 
 def _legend(analysis: Analysis, expert_of: dict[str, str]) -> list[tuple[str, str]]:

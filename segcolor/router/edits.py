@@ -37,9 +37,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image, ImageDraw, UnidentifiedImageError
 
 from segcolor.errors import SegcolorError
-from segcolor.router.categories import vividness_problem
+from segcolor.io.atomic import atomic_write
+from segcolor.pipeline_config import vividness_problem
 
 VERSION = 1
 _KEYS = {"version", "reassign", "paint", "profiles", "vividness"}
@@ -81,8 +83,6 @@ class Paint:
 
     def mask(self, shape: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
         """Bool (h, w) at the working ``shape`` of a photo of ``size`` (H, W)."""
-        from PIL import Image, ImageDraw
-
         height, width = shape
         if self.polygon is not None:
             sx, sy = width / size[1], height / size[0]
@@ -130,8 +130,6 @@ class RoutingEdits:
         return json.dumps(self.to_dict(), indent=2) + "\n"
 
     def save(self, path: str | Path) -> Path:
-        from segcolor.io.atomic import atomic_write
-
         path = Path(path)
         with atomic_write(path) as tmp:
             tmp.write_text(self.to_json(), encoding="utf-8")
@@ -332,8 +330,6 @@ def _decode_rle(rle: Any, where: str = "paint") -> np.ndarray:
 
 
 def _decode_png(text: Any, where: str = "paint") -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-
     if not isinstance(text, str):
         raise EditsError(f'{where}: "mask_png" must be a base64 PNG')
     try:
