@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     segmenter = Pipeline.default(args.device, size, require_router=True) if reads_features else None
 
     def feature_source(lab):
-        return segmenter.semantics(lab)[1]
+        return segmenter.segment(lab).features
 
     mixes = [f"classifier mix (P ≥ {t:g})" for t in args.min_probability]
     kinds = (*mixes, "classifier top-1", "true profile (oracle)", "mean of variants")

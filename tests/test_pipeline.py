@@ -11,11 +11,11 @@ import skimage.color
 import torch
 from PIL import Image
 
-from segcolor import pipeline as pipeline_module
 from segcolor.cli import main
 from segcolor.errors import ConfigError, SegcolorError
 from segcolor.experts import create_expert, load_expert, save_expert
 from segcolor.pipeline import Pipeline
+from segcolor.pipeline import core as pipeline_module  # where Pipeline.default looks
 from segcolor.router import weights as weights_mod
 from segcolor.router.segmenters import Segmenter, register_segmenter
 

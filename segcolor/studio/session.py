@@ -25,7 +25,7 @@ from scipy import ndimage
 
 from segcolor.color.dcd import dominant_colors_many
 from segcolor.color.lab import lab_to_rgb
-from segcolor.pipeline import LabImage, PatchCache, Pipeline, to_uint8
+from segcolor.pipeline import LabImage, PatchCache, Pipeline, Semantics, to_uint8
 from segcolor.router.edits import RoutingEdits
 from segcolor.router.overlay import ALPHA, category_colors, hex_rgb, preview_size, region_colors
 from segcolor.router.routing import Routing
@@ -50,8 +50,7 @@ class PhotoSession:
     name: str
     pipeline: Pipeline
     lab: LabImage
-    probs: torch.Tensor
-    features: torch.Tensor | None
+    semantics: Semantics  # the segmenter's answer, kept: an edit re-routes without it
     base: Routing  # unedited: region ids of edits refer to it
     alpha: np.ndarray | None = None
     cache: PatchCache = field(default_factory=dict)
@@ -69,11 +68,9 @@ class PhotoSession:
         if not pipeline.routed:
             raise ValueError("the studio needs a routed pipeline")
         lab = LabImage.from_rgb(pixels, pipeline.working_size, pipeline.device)
-        probs, features = pipeline.semantics(lab)
-        base = pipeline.route_probs(lab, probs, features)
-        session = cls(
-            pipeline=pipeline, lab=lab, probs=probs, features=features, base=base, **fields
-        )
+        semantics = pipeline.segment(lab)
+        base = pipeline.route_semantics(lab, semantics)
+        session = cls(pipeline=pipeline, lab=lab, semantics=semantics, base=base, **fields)
         session.render(RoutingEdits())
         return session
 
@@ -85,12 +82,14 @@ class PhotoSession:
     def render(self, edits: RoutingEdits) -> float:
         """Apply ``edits`` (replacing the previous ones); returns the milliseconds it took."""
         start = time.perf_counter()
-        pipeline = self.pipeline
-        routing = pipeline.route_probs(
-            self.lab, self.probs, self.features, None if edits.empty else edits
+        result = self.pipeline.run(
+            self.lab,
+            None if edits.empty else edits,
+            semantics=self.semantics,
+            cache=self.cache,
+            dtype=np.uint8,
         )
-        ab, _ = pipeline.merge_routed(self.lab, routing, self.cache)
-        self.result = Pipeline.to_rgb(self.lab, ab, np.uint8)
+        routing, self.result = result.routing, result.rgb
         self.routing, self.edits = routing, edits
         self.version += 1
         self._pngs.clear()

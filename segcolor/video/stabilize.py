@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from segcolor.pipeline import LabImage, Pipeline
+from segcolor.pipeline import LabImage, Pipeline, Semantics, StageHooks
 from segcolor.router.routing import Routing
 from segcolor.video.flow import PRESETS, FlowEstimator, Motion
 from segcolor.video.scenes import DEFAULT_CUT_THRESHOLD, CutDetector, is_repeat
@@ -113,15 +113,13 @@ class Stabilizer:
         if self.options.enabled and not cut and self._lightness is not None:
             motion = self.flow.motion(self._lightness, lightness, self.pipeline.device)
         self._lightness = lightness
-        routing = self._route(lab, motion) if self.pipeline.routed else None
-        ab = rgb = None
-        if colorize:
-            ab = self._colors(lab, routing, motion)
-            rgb = Pipeline.to_rgb(lab, ab)
+        result = self.pipeline.run(
+            lab, hooks=_Steadying(self, motion), predict=colorize, render=colorize
+        )
         return FrameResult(
-            rgb=rgb,
-            ab=ab,
-            routing=routing,
+            rgb=result.rgb,
+            ab=result.ab,
+            routing=result.routing,
             cut=cut,
             cut_score=self.cuts.score,
             trust=motion.mean_trust if motion is not None else 0.0,
@@ -146,17 +144,6 @@ class Stabilizer:
         rgb = Pipeline.to_rgb(lab, ab) if ab is not None else None
         return FrameResult(rgb, ab, routing, False, self.cuts.score, trust=1.0, repeat=True)
 
-    def _route(self, lab: LabImage, motion: Motion | None) -> Routing:
-        probs, features = self.pipeline.semantics(lab)
-        if self.options.enabled:
-            if motion is not None and self._probs is not None:
-                probs = _blend(motion.warp(self._probs), probs, motion, self.options.routing_alpha)
-            self._probs = probs
-        routing = self.pipeline.route_probs(lab, probs, features)
-        if self.options.enabled:
-            self._steady_profiles(routing, update=True, fresh=motion is None)
-        return routing
-
     def _steady_profiles(self, routing: Routing, update: bool, fresh: bool = False) -> None:
         """Replace each profiled expert's per-frame P(profile) by the shot's running mean (in
         place); ``fresh`` (a cut, the first frame) restarts it, ``update=False`` only reads it."""
@@ -174,19 +161,6 @@ class Stabilizer:
             routing.profiles[expert] = gate.mix(
                 dict(zip(gate.profiles, mean.tolist(), strict=True))
             )
-
-    def _colors(
-        self, lab: LabImage, routing: Routing | None, motion: Motion | None
-    ) -> torch.Tensor:
-        if routing is not None:
-            ab = self.pipeline.merge_routed(lab, routing)[0]
-        else:
-            ab = self.pipeline.predict_ab(lab)
-        if self.options.enabled:
-            if motion is not None and self._ab is not None:
-                ab = _blend(motion.warp(self._ab), ab, motion, self.options.color_alpha)
-            self._ab = ab
-        return ab
 
     # ---------------------------------------------------------------- resume
 
@@ -216,6 +190,41 @@ class Stabilizer:
             for key, value in state.items()
             if key.startswith(PROFILE_KEY)
         }
+
+
+class _Steadying(StageHooks):
+    """One frame's smoothing, slipped in between the pipeline's stages: class probabilities
+    and colors blended with the previous frame's moved along ``motion`` (None: a cut or the
+    first frame, nothing carried), a profiled expert's P(profile) replaced by the shot's
+    running mean. The stabilizer's state is updated as the frame goes through."""
+
+    def __init__(self, stabilizer: Stabilizer, motion: Motion | None) -> None:
+        self.stabilizer = stabilizer
+        self.options = stabilizer.options
+        self.motion = motion
+
+    def on_semantics(self, lab: LabImage, semantics: Semantics) -> Semantics:
+        if not self.options.enabled:
+            return semantics
+        probs, carried, motion = semantics.probs, self.stabilizer._probs, self.motion
+        if motion is not None and carried is not None:
+            probs = _blend(motion.warp(carried), probs, motion, self.options.routing_alpha)
+        self.stabilizer._probs = probs
+        return Semantics(probs, semantics.features)
+
+    def on_routing(self, lab: LabImage, routing: Routing) -> Routing:
+        if self.options.enabled:
+            self.stabilizer._steady_profiles(routing, update=True, fresh=self.motion is None)
+        return routing
+
+    def on_colors(self, lab: LabImage, ab: torch.Tensor) -> torch.Tensor:
+        if not self.options.enabled:
+            return ab
+        carried, motion = self.stabilizer._ab, self.motion
+        if motion is not None and carried is not None:
+            ab = _blend(motion.warp(carried), ab, motion, self.options.color_alpha)
+        self.stabilizer._ab = ab
+        return ab
 
 
 def _blend(

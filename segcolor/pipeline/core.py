@@ -1,13 +1,14 @@
-"""The product's data flow: image -> (router) -> experts -> (merge) -> image.
+"""``Pipeline``: the models of one colorizer and the stages a photo walks through.
 
-The input's own full-resolution lightness is kept; only ab is predicted, at a bounded working
-resolution, then upsampled and joined with L, so memory stays bounded for any input size and
-the output's L equals the input's.
+    read (``lab``) -> segment (``segment``) -> route (``route_semantics``) -> predict
+    (``predict``: the experts on their regions' crops, composited) -> render (``to_rgb``)
 
-With a router (``Pipeline.from_config``) the photo is converted to Lab once; the segmenter sees
-the working-resolution lightness as gray RGB; only the experts of categories present run, each
-on the boxes of its regions plus a context margin; their ab are composited with feathered
-weights. With a single expert (``Pipeline.from_expert``) every pixel uses that expert.
+``run`` walks them once, with optional ``StageHooks`` between stages; ``colorize`` and the
+commands are ``run`` with defaults. The input's own full-resolution lightness is kept; only ab is
+predicted, at a bounded working resolution, then upsampled and joined with L, so memory stays
+bounded for any input size and the output's L equals the input's. With a router
+(``from_config``) only the experts of categories present run, each on the boxes of its regions
+plus a context margin; with a single expert (``from_expert``) every pixel uses that expert.
 """
 
 from __future__ import annotations
@@ -16,22 +17,20 @@ import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from segcolor.color.bands import BAND_PIXELS, shrink_rows
 from segcolor.color.lab import AB_SCALE, lab_to_rgb, normalize_l
-from segcolor.color.lightness import check_pixels, lightness_rows
 from segcolor.color.recombine import recombine_bands
 from segcolor.device import preferred_memory_format, select_device
 from segcolor.errors import ConfigError, SegcolorError, WeightsNotFoundError
 from segcolor.experts import Expert, load_expert
 from segcolor.feature_grid import FEATURE_STRIDE, features_on_grid
-from segcolor.io.images import float_rgb
 from segcolor.merge import Patch, composite, feather_sigma, plan_crops, run_on_crops
+from segcolor.pipeline.lab_image import LabImage, as_float_rgb, to_uint8
+from segcolor.pipeline.stages import Colorized, Semantics, StageHooks
 from segcolor.pipeline_config import (
     DEFAULT_SEGMENTER,
     DEFAULT_VIVIDNESS,
@@ -48,67 +47,11 @@ from segcolor.router.segmenters import create_segmenter
 # photo is re-routed by hand and that expert's crops did not change (``segcolor serve``)
 PatchCache = dict[tuple, torch.Tensor]
 
-SHIPPED_DIR = Path(__file__).parent / "weights"  # experts trained by the project, fp16
+SHIPPED_DIR = Path(__file__).parent.parent / "weights"  # experts trained by the project, fp16
 DEFAULT_PIPELINE = SHIPPED_DIR / "pipeline.yaml"
 GENERAL_EXPERT = SHIPPED_DIR / "general.safetensors"  # one model for all categories
 
 log = logging.getLogger(__name__)
-
-
-def working_shape(height: int, width: int, working_size: int) -> tuple[int, int]:
-    """Scale so the short side is ``working_size`` (never upscale)."""
-    scale = min(1.0, working_size / min(height, width))
-    return max(1, round(height * scale)), max(1, round(width * scale))
-
-
-@dataclass
-class LabImage:
-    """An image's lightness: at the working size as a tensor; at full size computed a band of
-    rows at a time from the decoded pixels, so a large scan gets no full-size float copy."""
-
-    l_small: torch.Tensor  # (1,1,h,w) L in [0,100], working resolution
-    pixels: np.ndarray  # as decoded: (H,W) gray or (H,W,3) RGB, uint8/uint16 or float in [0,1]
-    band_pixels: int = BAND_PIXELS  # rows per band of the full-resolution stage, in pixels
-
-    @classmethod
-    def from_rgb(
-        cls,
-        rgb: np.ndarray,
-        working_size: int,
-        device: torch.device,
-        band_pixels: int = BAND_PIXELS,
-    ) -> LabImage:
-        """Accepts what ``as_float_rgb`` accepts (uint8/uint16/float, gray or RGB); no copy."""
-        pixels = check_pixels(np.asarray(rgb))
-        size = pixels.shape[:2]
-        working = working_shape(*size, working_size)
-        rows_of = partial(lightness_rows, pixels)
-        small = shrink_rows(rows_of, size, working, torch.device(device), band_pixels)
-        return cls(l_small=small, pixels=pixels, band_pixels=band_pixels)
-
-    @property
-    def size(self) -> tuple[int, int]:
-        return self.pixels.shape[0], self.pixels.shape[1]
-
-    def lightness_rows(self, start: int, stop: int) -> np.ndarray:
-        """L of rows ``start:stop`` at full resolution, float32 (rows, W)."""
-        return lightness_rows(self.pixels, start, stop)
-
-    @property
-    def lightness(self) -> torch.Tensor:
-        """Full-size L (1,1,H,W) as one float tensor (4 bytes a pixel: for inspection)."""
-        full = self.lightness_rows(0, self.size[0])
-        return torch.from_numpy(full).to(self.l_small.device)[None, None]
-
-
-def as_float_rgb(image: np.ndarray) -> np.ndarray:
-    """Accept H x W (gray) or H x W x 3 (RGB), uint8, uint16 or float in [0,1]; return float32
-    RGB (a full-size copy: ``colorize`` does not need one)."""
-    return float_rgb(image)
-
-
-def to_uint8(rgb: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8)
 
 
 @dataclass
@@ -242,8 +185,9 @@ class Pipeline:
     ) -> Pipeline:
         """The shipped pipeline: the segmenter routes regions to the shipped experts.
 
-        Without the segmenter's weights (they are not in the package, see the README) it logs a
-        one-line warning and colors every pixel with the shipped general model instead, unless
+        The segmenter ships in the package; an install without it (or whose copy fails its
+        sha256) logs a one-line warning and colors every pixel with the shipped general model
+        instead, unless
         ``require_router`` (``segcolor inspect``, which is about routing) asks for the error.
         """
         if not DEFAULT_PIPELINE.is_file():
@@ -325,16 +269,17 @@ class Pipeline:
         return self.router.segmenter.predict_proba(self.gray_rgb(lab), tta=self.router.options.tta)
 
     @torch.inference_mode()
-    def semantics(self, lab: LabImage) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """``class_probs`` and the segmenter's features from the same pass (None when the
-        segmenter gives none)."""
+    def segment(self, lab: LabImage) -> Semantics:
+        """The segment stage: class probabilities and the segmenter's features from one pass
+        (features None when the router does not use them)."""
         if self.router is None or self.router.segmenter is None:
             raise SegcolorError("this pipeline has a single expert and no segmenter")
         if not self.router.has_features:
-            return self.class_probs(lab), None
-        return self.router.segmenter.predict_proba_features(
+            return Semantics(self.class_probs(lab), None)
+        probs, features = self.router.segmenter.predict_proba_features(
             self.gray_rgb(lab), tta=self.router.options.tta
         )
+        return Semantics(probs, features)
 
     @torch.inference_mode()
     def route_probs(
@@ -351,6 +296,12 @@ class Pipeline:
         return self.router.route_probs(
             probs, size=lab.size, gray=gray, edits=edits, features=features
         )
+
+    def route_semantics(
+        self, lab: LabImage, semantics: Semantics, edits: RoutingEdits | None = None
+    ) -> Routing:
+        """The route stage: regions, experts and weights from what the segmenter said."""
+        return self.route_probs(lab, semantics.probs, semantics.features, edits)
 
     def _check_edits(self, edits: RoutingEdits | None) -> None:
         if edits is not None and self.router is None:
@@ -497,6 +448,55 @@ class Pipeline:
         return self.merge_routed(lab, self.route_lab(lab, edits))[0]
 
     @torch.inference_mode()
+    def predict(
+        self,
+        lab: LabImage,
+        routing: Routing | None = None,
+        cache: PatchCache | None = None,
+    ) -> torch.Tensor:
+        """The predict stage: ab (1,2,h,w) at the working resolution, in Lab units, at the
+        pipeline's (or the routing's edits') vividness: the routed experts composited, or the
+        single expert. ``cache``: see ``expert_patches``."""
+        if self.router is None:
+            return self.predict_ab(lab)
+        if routing is None:
+            raise SegcolorError("a routed pipeline predicts from a routing")
+        return self.merge_routed(lab, routing, cache)[0]
+
+    @torch.inference_mode()
+    def run(
+        self,
+        photo: np.ndarray | LabImage,
+        edits: RoutingEdits | None = None,
+        hooks: StageHooks | None = None,
+        *,
+        semantics: Semantics | None = None,
+        cache: PatchCache | None = None,
+        predict: bool = True,
+        render: bool = True,
+        dtype: type = np.float32,
+    ) -> Colorized:
+        """Walk a photo (decoded pixels, or already read) down every stage once.
+
+        ``hooks`` adjust what flows between stages (video); ``semantics`` skips the segmenter
+        when the caller already has its answer (the studio re-routing a photo);
+        ``predict=False`` stops after routing (timelines), ``render=False`` before the
+        full-resolution RGB; ``dtype``: see ``to_rgb``.
+        """
+        self._check_edits(edits)
+        hooks = hooks or StageHooks()
+        lab = photo if isinstance(photo, LabImage) else self.lab(photo)
+        routing = None
+        if self.router is not None:
+            semantics = hooks.on_semantics(lab, semantics or self.segment(lab))
+            routing = hooks.on_routing(lab, self.route_semantics(lab, semantics, edits))
+        if not predict:
+            return Colorized(lab, semantics, routing, None, None)
+        ab = hooks.on_colors(lab, self.predict(lab, routing, cache))
+        rgb = self.to_rgb(lab, ab, dtype) if render else None
+        return Colorized(lab, semantics, routing, ab, rgb)
+
+    @torch.inference_mode()
     def colorize_float(self, rgb: np.ndarray) -> np.ndarray:
         """Float RGB (H,W,3) in [0,1] -> colorized float RGB of the same size."""
         lab = LabImage.from_rgb(rgb, self.working_size, self.device)
@@ -509,8 +509,9 @@ class Pipeline:
         """Like ``colorize_float``, also returning the routing it used (routed pipelines);
         ``dtype`` np.uint8 returns what ``colorize`` returns."""
         lab = LabImage.from_rgb(rgb, self.working_size, self.device)
-        routing = self.route_lab(lab, edits)
-        return self.to_rgb(lab, self.merge_routed(lab, routing)[0], dtype), routing
+        result = self.run(lab, edits, dtype=dtype)
+        assert result.rgb is not None and result.routing is not None
+        return result.rgb, result.routing
 
     @staticmethod
     def to_rgb(lab: LabImage, ab: torch.Tensor, dtype: type = np.float32) -> np.ndarray:
@@ -529,9 +530,10 @@ class Pipeline:
         """H x W x 3 (or H x W gray) uint8/uint16/float RGB in -> H x W x 3 uint8 RGB out, with
         no full-size float copy (a 24 MP scan needs about its input and output in memory).
         ``edits``: routing corrections by hand (``segcolor.router.edits``)."""
-        self._check_edits(edits)
         lab = LabImage.from_rgb(image, self.working_size, self.device)
-        return self.to_rgb(lab, self.predict_ab(lab, edits=edits), np.uint8)
+        rgb = self.run(lab, edits, dtype=np.uint8).rgb
+        assert rgb is not None
+        return rgb
 
     @torch.inference_mode()
     def analyze(
