@@ -16,7 +16,7 @@ inclusive; nested stages are subtracted from their callers):
     decode       ``io.images.load_image``
     lightness    ``LabImage.from_rgb``: L of the full scan, shrunk to the working size
     segmenter    ``Segmenter.predict_proba[_features]``
-    routing      ``Router.route`` without the segmenter: regions, profiles, weights
+    routing      ``Router.route_probs``: regions, profiles, weights
     experts      ``Pipeline.expert_patches``: the experts on their crops
     merge        ``Pipeline.merge_routed`` without the experts: the feathered composite
     recombine    ``recombine_bands``: working-size ab + full-size L -> RGB, gamut fit
@@ -89,16 +89,15 @@ wrap(images, "save_image", "encode")
 wrap(pipeline.LabImage, "from_rgb", "lightness")
 wrap(segmenters.Segmenter, "predict_proba", "segmenter")
 wrap(segmenters.Segmenter, "predict_proba_features", "segmenter")
-wrap(routing.Router, "route", "route_all")
+wrap(routing.Router, "route_probs", "routing")
 wrap(pipeline.Pipeline, "expert_patches", "experts")
 wrap(pipeline.Pipeline, "merge_routed", "merge_all")
 wrap(recombine, "recombine_bands", "recombine")
-pipeline.recombine_bands = recombine.recombine_bands
+sys.modules[pipeline.Pipeline.__module__].recombine_bands = recombine.recombine_bands
 from segcolor.cli import main
 
 spent["import"] = time.time() - t0
 code = main(sys.argv[2:])
-spent["routing"] = spent.pop("route_all", 0.0) - spent.get("segmenter", 0.0)
 spent["merge"] = spent.pop("merge_all", 0.0) - spent.get("experts", 0.0)
 print("{STAGE_LINE}", json.dumps(spent), file=sys.stderr, flush=True)
 sys.exit(code)
