@@ -36,7 +36,7 @@ from segcolor.evaluate.metrics import colorfulness
 from segcolor.experts import load_expert
 from segcolor.paths import resolve_data_path
 from segcolor.pipeline import DEFAULT_PIPELINE
-from segcolor.router.routing import mix_weights
+from segcolor.router.gates import mix_weights
 from segcolor.train.cache import TrainingCache, build_cache
 from segcolor.train.routed import color_profiles
 

@@ -81,7 +81,10 @@ def wrap(owner, name, stage):
 import segcolor.color.recombine as recombine
 import segcolor.io.images as images
 import segcolor.pipeline as pipeline
-import segcolor.router.routing as routing
+try:  # the Router's own module since the router/ split; before it, routing.py
+    import segcolor.router.router as routing
+except ImportError:
+    import segcolor.router.routing as routing
 import segcolor.router.segmenters.base as segmenters
 
 wrap(images, "load_image", "decode")

@@ -46,7 +46,7 @@ from segcolor.paths import resolve_data_path
 from segcolor.pipeline import Pipeline, to_uint8
 from segcolor.profiles import load_profiles
 from segcolor.profiles.classifier import load_classifier, predict_proba
-from segcolor.router.routing import mix_weights
+from segcolor.router.gates import mix_weights
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from common import HELD_OUT, Timer, held_out_photos, table_header  # noqa: E402

@@ -34,7 +34,7 @@ from segcolor.profiles.embedding import embed
 from segcolor.profiles.kmeans import kmeans
 from segcolor.profiles.naming import base_name, profile_names
 from segcolor.profiles.warm_start import init_trunk_from_expert
-from segcolor.router.routing import mix_weights
+from segcolor.router.gates import mix_weights
 from segcolor.splits import is_held_out
 from segcolor.train import engine
 from segcolor.train.config import load_config, resumed_config

@@ -16,7 +16,7 @@ from segcolor.pipeline_config import (
     load_pipeline_config,
     parse_pipeline_config,
 )
-from segcolor.router.routing import Router
+from segcolor.router.router import Router
 
 REPO = Path(__file__).resolve().parents[1]
 VOC = [

@@ -28,7 +28,7 @@ from segcolor.errors import SegcolorError
 from segcolor.experts import Expert, create_expert, save_expert
 from segcolor.pipeline import Pipeline
 from segcolor.pipeline_config import CategorySpec
-from segcolor.router.routing import Router
+from segcolor.router.router import Router
 from segcolor.router.segmenters import Segmenter, register_segmenter
 from segcolor.video import (
     RunOptions,

@@ -40,7 +40,8 @@ from segcolor.pipeline_config import (
     load_pipeline_config,
 )
 from segcolor.router.edits import RoutingEdits
-from segcolor.router.routing import Router, Routing
+from segcolor.router.router import Router
+from segcolor.router.routing import Routing
 from segcolor.router.segmenters import create_segmenter
 
 # expert's ab over one batch of crops, keyed by (expert, variant mix, boxes): reused when a

@@ -43,7 +43,7 @@ from segcolor.merge import feather, feather_sigma
 from segcolor.pipeline import LabImage, Pipeline
 from segcolor.pipeline_config import load_pipeline_config
 from segcolor.profiles.classifier import FeatureProfileClassifier, read_classifier_card
-from segcolor.router.routing import Router
+from segcolor.router.router import Router
 from segcolor.router.segmenters import create_segmenter
 from segcolor.router.weights import cache_dir
 
