@@ -1,6 +1,8 @@
 """Does the video stabilizer steady the colors without costing accuracy? Naive vs stabilized.
 
     SEGCOLOR_WEIGHTS_DIR=../shared/weights python bench/video_stability.py [--pipeline YAML]
+    python bench/video_stability.py --no-synthetic --real-frames 60 --clips color --threads 1
+    python bench/video_stability.py --no-synthetic --clips dog --real-frames 20   # a quick look
 
 Clips:
 
@@ -20,8 +22,23 @@ Measures, for the naive mode (every frame colorized alone) and the stabilized on
   On real clips there is no true motion, so only static pixels count: those whose input L
   changes by less than 2 within their 5x5 neighbourhood (the share is given);
 - flips: the share of those same pixels whose routed category differs from frame t-1's;
+- warp error (Lai et al. 2018; bench/video_metrics.py has the exact definitions): output frame
+  t-1 moved onto frame t along OpenCV DIS flow (``--flow``) computed on the full-resolution
+  *reference* frames (the color original's gray, or the B&W film itself; never the output),
+  compared with output frame t where the forward-backward check (and the motion-boundary test)
+  finds no occlusion: "warp Δab" is the mean Euclidean ab distance in Lab units, "E_warp" Lai
+  et al.'s mean squared RGB distance (RGB in [0, 1], x 10^3), "noc" the share of pixels
+  compared. Every pixel that the flow explains counts, moving ones too. Frame pairs across a
+  scene cut (segcolor's cut detector on the reference frames) are left out, here and in CDC;
+- CDC (color distribution consistency, Liu et al.'s TCVC, as in NTIRE 2023 / BiSTNet /
+  ColorMNet): Jensen-Shannon divergence (nats) of per-channel 256-bin RGB histograms of frames
+  t and t+1, averaged over t and channels (x 10^3); "CDC 1,2,4" averages gaps 1, 2 and 4 as
+  the reference code does;
 - PSNR (RGB) and mean CIEDE2000 against the color source, where there is one;
 - fps: frames per second of the colorization loop alone (no decoding, no metrics).
+
+Where the clip has true colors, a row "original" gives the same measures of the color source
+itself: the floor of every temporal measure (real motion, light, compression noise).
 """
 
 from __future__ import annotations
@@ -42,11 +59,14 @@ from PIL import Image
 from skimage.color import deltaE_ciede2000, rgb2lab
 from skimage.metrics import peak_signal_noise_ratio
 
+import video_metrics as vm
 from common import Timer, random_pipeline_yaml, shared, table_header
 
 CLIP_SIZE = (192, 144)  # width, height of the synthetic clips
-STATIC_L = 2.0  # L units: "barely changes"
+STATIC_L = vm.STATIC_L  # L units: "barely changes"
 MODES = ("naive", "stabilized")
+ORIGINAL = "original"  # the color source's own measures (a table row, not a mode)
+ROWS = (*MODES, ORIGINAL)
 
 
 @dataclass
@@ -125,10 +145,14 @@ def synthetic_clip(photo: Path, kind: str, frames: int) -> Clip:
     return Clip(f"{photo.parent.name}/{photo.stem}", kind, clip_frames, True, to_prev)
 
 
-def real_clips(root: Path, limit: int) -> Iterator[Clip]:
+def real_clips(root: Path, limit: int, names: list[str] | None = None) -> Iterator[Clip]:
+    """The first ``limit`` frames of each clip of data/video whose name contains one of
+    ``names`` (all of them without)."""
     import av
 
     for path in sorted((root / "data/video").glob("*.mp4")):
+        if names and not any(n in path.stem for n in names):
+            continue
         frames = []
         with av.open(str(path)) as container:
             for frame in container.decode(video=0):
@@ -150,8 +174,30 @@ class Scores:
     valid_share: list[float] = field(default_factory=list)
     psnr: list[float] = field(default_factory=list)
     delta_e: list[float] = field(default_factory=list)
+    warp_ab: list[float] = field(default_factory=list)  # per frame pair
+    warp_rgb: list[float] = field(default_factory=list)
+    noc_share: list[float] = field(default_factory=list)
+    cdc: list[float] = field(default_factory=list)  # per clip
+    cdc124: list[float] = field(default_factory=list)
     frames: int = 0
     seconds: float = 0.0
+
+
+LISTS = (
+    "flicker", "gt_flicker", "flips", "valid_share", "psnr", "delta_e",
+    "warp_ab", "warp_rgb", "noc_share", "cdc", "cdc124",
+)  # fmt: skip
+
+
+def clip_motions(
+    clip: Clip, flow: vm.FlowEstimator, cuts: list[int] | None = None
+) -> list[vm.Motion | None]:
+    """Motion from each reference frame to the next (None for the first and at ``cuts``): the
+    flow of the color source (or the B&W film), shared by every mode's warp error."""
+    return [None] + [
+        None if t in (cuts or []) else vm.motion_between(clip.frames[t - 1], clip.frames[t], flow)
+        for t in range(1, len(clip.frames))
+    ]
 
 
 def run_clip(pipeline, clip: Clip, options) -> tuple[list[np.ndarray], list[np.ndarray], float]:
@@ -184,9 +230,17 @@ def _move(image: np.ndarray, to_prev: np.ndarray, nearest: bool = False) -> np.n
     )  # fmt: skip
 
 
-def score_clip(clip: Clip, outputs: list[np.ndarray], cats: list[np.ndarray], into: Scores) -> None:
+def score_clip(
+    clip: Clip,
+    outputs: list[np.ndarray],
+    cats: list[np.ndarray],
+    into: Scores,
+    motions: list[vm.Motion | None] | None = None,
+    truth: list[np.ndarray] | None = None,
+    cuts: list[int] | None = None,
+) -> None:
     labs = [rgb2lab(o).astype(np.float32) for o in outputs]
-    truth = [rgb2lab(f).astype(np.float32) for f in clip.frames]
+    truth = truth or [rgb2lab(f).astype(np.float32) for f in clip.frames]
     height, width = outputs[0].shape[:2]
     for t in range(1, len(outputs)):
         to_prev = clip.to_previous[t] if clip.to_previous else None
@@ -201,24 +255,31 @@ def score_clip(clip: Clip, outputs: list[np.ndarray], cats: list[np.ndarray], in
             moved_cat = _move(cats[t - 1], to_prev, nearest=True) if cats else None
             into.gt_flicker.append(_ab_distance(truth[t], moved_gt, valid))
         else:  # genuinely static pixels of the input
-            change = np.abs(truth[t][..., 0] - truth[t - 1][..., 0])
-            valid = cv2.dilate(change, np.ones((5, 5), np.uint8)) < STATIC_L
+            valid = vm.static_mask(truth[t - 1][..., 0], truth[t][..., 0], STATIC_L)
             moved_out = labs[t - 1]
             moved_cat = cats[t - 1] if cats else None
+        motion = motions[t] if motions else None
+        if motion is not None and motion.valid.any():
+            into.noc_share.append(motion.valid_share)
+            into.warp_ab.append(vm.warp_error_ab(labs[t - 1], labs[t], motion))
+            into.warp_rgb.append(vm.warp_error_rgb(outputs[t - 1], outputs[t], motion))
         if valid.mean() < 0.01:  # a cut, or everything moves: nothing to compare
             continue
         into.valid_share.append(float(valid.mean()))
         into.flicker.append(_ab_distance(labs[t], moved_out, valid))
         if moved_cat is not None:
             into.flips.append(float((cats[t] != moved_cat)[valid].mean()))
-    if clip.has_truth:
+    if len(outputs) > 1:
+        into.cdc.append(vm.cdc(outputs, (1,), cuts=cuts or ()))
+        into.cdc124.append(vm.cdc(outputs, (1, 2, 4), cuts=cuts or ()))
+    if clip.has_truth and outputs is not clip.frames:
         for out, gt, lab_out, lab_gt in zip(outputs, clip.frames, labs, truth, strict=True):
             into.psnr.append(peak_signal_noise_ratio(gt, out, data_range=255))
             into.delta_e.append(float(deltaE_ciede2000(lab_gt, lab_out).mean()))
 
 
 def _ab_distance(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
-    return float(np.linalg.norm(a[..., 1:] - b[..., 1:], axis=-1)[mask].mean())
+    return vm.ab_distance(a, b, mask)
 
 
 # ------------------------------------------------------------------ report
@@ -229,18 +290,25 @@ def _mean(values: list[float], fmt: str) -> str:
 
 
 def table(results: dict[tuple[str, str], Scores]) -> list[str]:
-    columns = "clips, mode, flicker Δab, gt, flips %, compared %, PSNR dB, ΔE2000, fps"
-    lines = [table_header(columns.split(", "))]
+    columns = (
+        "clips, mode, flicker Δab, gt, flips %, static %, warp Δab, E_warp ×10³, noc %, "
+        "CDC ×10³, CDC 1,2,4 ×10³, PSNR dB, ΔE2000, fps"
+    )
+    lines = [table_header(columns.split(", "), "ll" + "r" * 12)]
     groups = list(dict.fromkeys(group for group, _ in results))
-    for group, mode in sorted(results, key=lambda k: (groups.index(k[0]), MODES.index(k[1]))):
+    for group, mode in sorted(results, key=lambda k: (groups.index(k[0]), ROWS.index(k[1]))):
         s = results[(group, mode)]
-        fps = s.frames / s.seconds if s.seconds else 0.0
+        fps = f"{s.frames / s.seconds:.1f}" if s.seconds else "–"
         flips = [100 * f for f in s.flips]
         share = [100 * v for v in s.valid_share]
+        noc = [100 * v for v in s.noc_share]
         lines.append(
-            f"| {group} | {mode} | {_mean(s.flicker, '.2f')} | {_mean(s.gt_flicker, '.2f')} "
-            f"| {_mean(flips, '.2f')} | {_mean(share, '.0f')} | {_mean(s.psnr, '.2f')} "
-            f"| {_mean(s.delta_e, '.2f')} | {fps:.1f} |"
+            f"| {group} | {mode} | {_mean(s.flicker, '.3f')} | {_mean(s.gt_flicker, '.2f')} "
+            f"| {_mean(flips, '.2f')} | {_mean(share, '.0f')} | {_mean(s.warp_ab, '.3f')} "
+            f"| {_mean([1e3 * v for v in s.warp_rgb], '.3f')} | {_mean(noc, '.0f')} "
+            f"| {_mean([1e3 * v for v in s.cdc], '.3f')} "
+            f"| {_mean([1e3 * v for v in s.cdc124], '.3f')} | {_mean(s.psnr, '.2f')} "
+            f"| {_mean(s.delta_e, '.2f')} | {fps} |"
         )
     return lines
 
@@ -254,6 +322,15 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=24, help="frames per synthetic clip")
     parser.add_argument("--real-frames", type=int, default=45, help="frames per real clip")
     parser.add_argument("--no-real", action="store_true", help="synthetic clips only")
+    parser.add_argument("--no-synthetic", action="store_true", help="real clips only")
+    parser.add_argument(
+        "--clips", nargs="+", metavar="NAME",
+        help="real clips whose file name contains one of these (e.g. color dog); default all",
+    )  # fmt: skip
+    parser.add_argument(
+        "--flow", choices=vm.FLOW_METHODS, default="dis", help="flow of the warp error"
+    )
+    parser.add_argument("--no-original", action="store_true", help="skip the 'original' rows")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     parser.add_argument("--routing-alpha", type=float, help="stabilizer setting (default: video's)")
     parser.add_argument("--color-alpha", type=float, help="stabilizer setting (default: video's)")
@@ -289,25 +366,41 @@ def main() -> int:
     }
     options = {"naive": StabilizerOptions(enabled=False), "stabilized": StabilizerOptions(**steady)}
     clips: list[Clip] = []
-    for photo in pick_photos(root, args.photos):
-        clips += [synthetic_clip(photo, kind, args.frames) for kind in ("pan", "zoom")]
+    if not args.no_synthetic:
+        for photo in pick_photos(root, args.photos):
+            clips += [synthetic_clip(photo, kind, args.frames) for kind in ("pan", "zoom")]
     if not args.no_real:
-        clips += list(real_clips(root, args.real_frames))
+        clips += list(real_clips(root, args.real_frames, args.clips))
+    if not clips:
+        print("no clips selected", file=sys.stderr)
+        return 2
+    flow = vm.FlowEstimator(args.flow)
     results: dict[tuple[str, str], Scores] = {}
     per_clip: list[str] = []
     for clip in clips:
         groups = ["synthetic (all)", f"synthetic {clip.group}"] if clip.to_previous else []
         groups = groups or [clip.name]
-        row = []
-        for mode in MODES:
-            outputs, cats, seconds = run_clip(pipeline, clip, options[mode])
+        cuts = vm.scene_cuts(clip.frames) if not clip.to_previous else []
+        motions = clip_motions(clip, flow, cuts)
+        truth = [rgb2lab(f).astype(np.float32) for f in clip.frames]
+        rows = [*MODES, ORIGINAL] if clip.has_truth and not args.no_original else MODES
+        line = []
+        for mode in rows:
+            if mode == ORIGINAL:  # the source's own change: the floor of each measure
+                outputs, cats, seconds = clip.frames, [], 0.0
+            else:
+                outputs, cats, seconds = run_clip(pipeline, clip, options[mode])
             scores = Scores()
-            score_clip(clip, outputs, cats, scores)
+            score_clip(clip, outputs, cats, scores, motions, truth, cuts)
             scores.frames, scores.seconds = len(outputs), seconds
             for group in groups:
                 _merge(results.setdefault((group, mode), Scores()), scores)
-            row.append(f"{mode} flicker {_mean(scores.flicker, '.2f')}")
-        per_clip.append(f"{clip.group:>10} {clip.name}: {', '.join(row)}")
+            line.append(
+                f"{mode} flicker {_mean(scores.flicker, '.3f')} warp {_mean(scores.warp_ab, '.3f')}"
+                f" CDC {_mean([1e3 * v for v in scores.cdc], '.3f')}e-3"
+            )
+        cut_note = f" (cuts at frames {', '.join(map(str, cuts))})" if cuts else ""
+        per_clip.append(f"{clip.group:>10} {clip.name}{cut_note}: {', '.join(line)}")
         print(per_clip[-1], file=sys.stderr, flush=True)
     print("\n".join(table(results)))
     synth = [results.get(("synthetic (all)", m)) for m in MODES]
@@ -324,7 +417,7 @@ def main() -> int:
 
 
 def _merge(total: Scores, part: Scores) -> None:
-    for name in ("flicker", "gt_flicker", "flips", "valid_share", "psnr", "delta_e"):
+    for name in LISTS:
         getattr(total, name).extend(getattr(part, name))
     total.frames += part.frames
     total.seconds += part.seconds
