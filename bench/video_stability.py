@@ -335,6 +335,7 @@ def main() -> int:
     parser.add_argument("--routing-alpha", type=float, help="stabilizer setting (default: video's)")
     parser.add_argument("--color-alpha", type=float, help="stabilizer setting (default: video's)")
     parser.add_argument("--profile-alpha", type=float, help="stabilizer setting (default: video's)")
+    parser.add_argument("--feature-alpha", type=float, help="stabilizer setting (default: video's)")
     args = parser.parse_args()
     root = shared()
     if not (root / "data").is_dir():
@@ -361,6 +362,7 @@ def main() -> int:
             ("routing_alpha", args.routing_alpha),
             ("color_alpha", args.color_alpha),
             ("profile_alpha", args.profile_alpha),
+            ("feature_alpha", args.feature_alpha),
         )
         if v
     }

@@ -485,3 +485,33 @@ def test_timeline_json_and_png(tmp_path: Path, pipeline: Pipeline) -> None:
     assert abs(row["people"] + row["animals"] + row["places"] - 100) < 0.1
     with Image.open(files["png"]) as png:
         assert png.width >= 640 and png.mode == "RGB"
+
+
+def test_stabilizer_carries_the_segmenters_features_along_the_flow() -> None:
+    """The features every expert reads are a running mean: a trusted pixel takes
+    ``feature_alpha`` of the new frame's, an untrusted one all of it, a cut starts afresh,
+    and the mean survives a save/load of the state (resumed == uninterrupted)."""
+    from segcolor.pipeline import LabImage, Semantics
+    from segcolor.video.flow import Motion
+    from segcolor.video.stabilize import _Steadying
+
+    stabilizer = Stabilizer(fake_pipeline(), StabilizerOptions(feature_alpha=0.25))
+    lab = LabImage.from_rgb(np.zeros((8, 8), np.uint8), 8, torch.device("cpu"))
+    probs = torch.full((1, 3, 8, 8), 1 / 3)
+    first, second = torch.zeros(1, 4, 5, 5), torch.ones(1, 4, 5, 5)
+    ys, xs = torch.meshgrid(torch.linspace(-1, 1, 8), torch.linspace(-1, 1, 8), indexing="ij")
+    trust = torch.ones(1, 1, 8, 8)
+    trust[..., :, 4:] = 0.0  # the right half: the flow cannot explain it
+    still = Motion(grid=torch.stack([xs, ys], -1)[None], trust=trust)
+
+    out = _Steadying(stabilizer, None).on_semantics(lab, Semantics(probs, first))
+    assert torch.equal(out.features, first)  # nothing carried yet
+    out = _Steadying(stabilizer, still).on_semantics(lab, Semantics(probs, second))
+    assert torch.allclose(out.features[..., :2], torch.full((1, 4, 5, 2), 0.25))  # trusted
+    assert torch.allclose(out.features[..., 3:], second[..., 3:])  # untrusted: the new frame's
+    saved = stabilizer.state()
+    again = Stabilizer(fake_pipeline(), StabilizerOptions(feature_alpha=0.25))
+    again.load_state(saved)
+    assert torch.equal(again._features, out.features)
+    cut = _Steadying(stabilizer, None).on_semantics(lab, Semantics(probs, first))
+    assert torch.equal(cut.features, first)  # a cut: this frame's own

@@ -70,6 +70,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "frame's own; lower holds a profiled expert's variants longer)",
     )
     steady.add_argument(
+        "--feature-alpha",
+        type=float,
+        metavar="A",
+        help="weight of a new frame's segmenter features (what every expert reads) in their "
+        "running mean along the flow (default 0.1; 1: each frame's own)",
+    )
+    steady.add_argument(
         "--cut-threshold",
         type=float,
         metavar="T",
@@ -109,6 +116,7 @@ def _options(args: argparse.Namespace) -> tuple:
         "routing_alpha": args.routing_alpha,
         "color_alpha": args.color_alpha,
         "profile_alpha": args.profile_alpha,
+        "feature_alpha": args.feature_alpha,
         "cut_threshold": args.cut_threshold,
         "flow_preset": args.flow,
     }  # flags left out keep StabilizerOptions' defaults (the help repeats them)

@@ -37,6 +37,15 @@ class Motion:
             previous, self.grid, mode="bilinear", padding_mode="border", align_corners=True
         )
 
+    def resized(self, size: tuple[int, int]) -> Motion:
+        """The same motion on another grid spanning the frame corner to corner (the segmenter's
+        feature grid): grid_sample coordinates are align_corners, so they resample as values."""
+        grid = F.interpolate(
+            self.grid.permute(0, 3, 1, 2), size=size, mode="bilinear", align_corners=True
+        ).permute(0, 2, 3, 1)
+        trust = F.interpolate(self.trust, size=size, mode="area")
+        return Motion(grid=grid.contiguous(), trust=trust)
+
     @property
     def mean_trust(self) -> float:
         return float(self.trust.mean())
