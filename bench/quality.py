@@ -20,6 +20,7 @@ other jobs, ``--threads 1`` is much faster (torch's threads spin-wait when cores
 from __future__ import annotations
 
 import argparse
+import csv
 import math
 import shlex
 import sys
@@ -198,7 +199,39 @@ def summary(out: Path) -> str:
         experts = {f"held-out {c}": f"expert:{c}" for c in CATEGORIES}
         lines += ["**Held-out training photos**, whole photos:", ""]
         lines += _table(groups, experts) + [""]
+    lines += distribution(out)
     return "\n".join(lines)
+
+
+def distribution(out: Path) -> list[str]:
+    """The realism measure of both evaluations: how far each method's colors over the whole
+    set are from the photos' (JS divergence of ab histograms, x1000; 0 = the same)."""
+    rows = []
+    for name, folder in (("COCO", "coco"), ("held-out", "held_out")):
+        path = out / folder / "distribution.csv"
+        if not path.is_file():
+            continue
+        with path.open(newline="", encoding="utf-8") as f:
+            for row in csv.DictReader(f):
+                rows.append((name, row["region"], row["method"], float(row["ab_js_divergence"])))
+    if not rows:
+        return []
+    methods = list(dict.fromkeys(method for _, _, method, _ in rows))
+    sets = list(dict.fromkeys((name, region) for name, region, _, _ in rows))
+    values = {(name, region, method): v for name, region, method, v in rows}
+    lines = [
+        "**Color distribution over the set** (JS divergence of ab histograms to the photos', "
+        "x1000; 0 = the photos' own):",
+        "",
+        table_header(["set", *methods], "l" + "r" * len(methods)),
+    ]
+    for name, region in sets:
+        cells = [values.get((name, region, m), math.nan) for m in methods]
+        label = f"{name} {'whole' if region == 'image' else region}"
+        lines.append(
+            table_row([label, *("–" if math.isnan(v) else f"{1e3 * v:.1f}" for v in cells)])
+        )
+    return [*lines, ""]
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from skimage.color import rgb2lab
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from segcolor.cli import main
@@ -135,6 +136,33 @@ def test_auc_matches_the_cdf_curve() -> None:
     errors = np.random.default_rng(1).gamma(2.0, 15.0, size=500)
     curve = [np.mean(errors <= t) for t in range(AUC_MAX + 1)]
     assert ab_auc(errors) == pytest.approx(np.mean(curve))
+
+
+def test_ab_histogram_divergence_known_cases() -> None:
+    """The realism measure: 0 for the photos against themselves, ln 2 for disjoint colors,
+    and worse for gray and for a chroma gain than for the photos' own colors."""
+    from skimage.color import lab2rgb
+
+    from segcolor.evaluate.metrics import ab_histogram, js_divergence
+
+    photo = color_image(60, 80, seed=4)
+    truth = GroundTruth.from_rgb(photo)
+    own = ab_histogram(truth.lab)
+    assert own.sum() == 60 * 80 and js_divergence(own, own) == 0.0
+    assert js_divergence(own, own * 3) == 0.0  # normalised: the set's size does not count
+    red, blue = np.zeros((22, 22)), np.zeros((22, 22))
+    red[18, 12], blue[8, 2] = 5, 7
+    assert js_divergence(red, blue) == pytest.approx(math.log(2))
+    assert math.isnan(js_divergence(np.zeros((22, 22)), own))
+
+    def rendered(gain: float) -> np.ndarray:
+        lab = truth.lab.copy()
+        lab[..., 1:] *= gain
+        return ab_histogram(rgb2lab((lab2rgb(lab) * 255).round().astype(np.uint8)))
+
+    same = js_divergence(rendered(1.0), own)
+    gray, half, louder = (js_divergence(rendered(g), own) for g in (0.0, 0.5, 1.6))
+    assert same < 0.01 < half < gray and louder > 0.01  # measured 0.000 / 0.49 / 0.69 / 0.34
 
 
 def test_region_metrics_use_only_the_region() -> None:
@@ -315,6 +343,11 @@ def test_cli_end_to_end(
     report = (out / "results.md").read_text(encoding="utf-8")
     assert "## Whole images (3 photos" in report and "### people (2 photos" in report
     assert "| oracle | 2 |" in report and "| ground truth | 3 |" in report
+    assert "## Color distribution over the set" in report
+    spread = {(r["method"], r["region"]): float(r["ab_js_divergence"])
+              for r in _read_csv(out / "distribution.csv")}  # fmt: skip
+    assert spread[("gray", "image")] > spread[("merged", "image")] >= 0.0
+    assert ("merged", "people") in spread and ("truth", "image") not in spread
     per_photo = _read_csv(out / "per_photo.csv")
     assert len(per_photo) == 3 * 7 + 2  # 7 methods on 3 photos, the oracle on the 2 with masks
     assert "people" in next(r["routing"] for r in per_photo if r["method"] == "merged")

@@ -21,7 +21,7 @@ from segcolor.pipeline import Pipeline, to_uint8
 
 from .datasets import REGION_ORDER, PhotoRef, load_mask, region_masks
 from .methods import Methods
-from .metrics import Comparison, GroundTruth, truth_colorfulness
+from .metrics import Comparison, GroundTruth, ab_histogram, js_divergence, truth_colorfulness
 
 IMAGE = "image"  # the region name of whole-image metrics
 TRUTH = "truth"  # the "method" under which the ground truth's own colorfulness is recorded
@@ -70,6 +70,18 @@ class Results:
     no_color: list[str] = field(default_factory=list)  # black-and-white ground truths skipped
     sheet: list[SheetRow] = field(default_factory=list)
     seconds: float = 0.0
+    # (method or TRUTH, region) -> the set's ab histogram: how colors are distributed over all
+    # photos, which per-photo means cannot show (muted answers have the right mean, wrong spread)
+    histograms: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
+
+    def ab_divergence(self, method: str, region: str) -> float:
+        """Jensen-Shannon divergence between the set's ab histograms of ``method``'s outputs
+        and of the photos, over ``region`` (0: the same distribution of colors)."""
+        truth = self.histograms.get((TRUTH, region))
+        output = self.histograms.get((method, region))
+        if truth is None or output is None:
+            return float("nan")
+        return js_divergence(output, truth)
 
 
 def evaluate(
@@ -105,6 +117,11 @@ def evaluate(
             on_sheet = len(results.sheet) < sheet
         rows = _evaluate_photo(ref, image.rgb, truth, mask, methods)
         results.records.extend(rows.records)
+        for key, counts in rows.histograms.items():
+            if key in results.histograms:
+                results.histograms[key] += counts
+            else:
+                results.histograms[key] = counts
         results.photos.append(
             PhotoInfo(ref.name, ref.dataset, image.size, mask is not None, methods.last_routing)
         )
@@ -120,6 +137,7 @@ def evaluate(
 class _PhotoRows:
     records: list[Record]
     outputs: dict[str, np.ndarray]
+    histograms: dict[tuple[str, str], np.ndarray]
 
 
 def _evaluate_photo(
@@ -140,14 +158,17 @@ def _evaluate_photo(
         least = MIN_REGION_SHARE * mask.size
         regions.update((r, masks[r]) for r in REGION_ORDER if masks[r].sum() >= max(least, 1))
     records: list[Record] = []
+    histograms: dict[tuple[str, str], np.ndarray] = {}
     for region, sel in regions.items():
         pixels = float(truth.rgb.shape[0] * truth.rgb.shape[1] if sel is None else sel.sum())
         colorfulness = truth_colorfulness(truth, sel)
         records.append(Record(ref.name, TRUTH, region, "colorfulness", colorfulness))
         records.append(Record(ref.name, TRUTH, region, "pixels", pixels))
+        histograms[(TRUTH, region)] = ab_histogram(truth.lab, sel)
     for method, output in outputs.items():
         comparison = Comparison(truth, output)
         for region, sel in regions.items():
             for metric, value in comparison.metrics(sel).items():
                 records.append(Record(ref.name, method, region, metric, value))
-    return _PhotoRows(records, outputs)
+            histograms[(method, region)] = ab_histogram(comparison.lab, sel)
+    return _PhotoRows(records, outputs, histograms)

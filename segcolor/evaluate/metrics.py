@@ -18,6 +18,8 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 PSNR_CAP = 100.0  # dB: identical images (MSE 0) score this, not infinity, so means stay finite
 AB_RANGE = 220.0  # data range of a and b for PSNR-ab: [-110, 110], the experts' AB_SCALE
 AUC_MAX = 150  # ab-error thresholds 0, 1, ..., 150 (Zhang et al. 2016)
+AB_BIN = 10.0  # ab histogram bins of 10 Lab units over [-110, 110]: Zhang et al.'s grid
+AB_EDGES = np.arange(-110.0, 110.0 + AB_BIN, AB_BIN)
 DELTA_E_GOOD = 10.0  # share of pixels with CIEDE2000 below this
 SSIM_SIGMA = 1.5  # Wang et al. 2004: Gaussian window, sigma 1.5, population covariance
 SSIM_WINDOW = 11  # the Gaussian window's size at that sigma; smaller images get no SSIM
@@ -160,6 +162,31 @@ class Comparison:
             return float(self.ssim_map[self.ssim_valid].mean())
         inner = region & self.ssim_valid
         return float(self.ssim_map[inner if inner.any() else region].mean())
+
+
+def ab_histogram(lab: np.ndarray, region: np.ndarray | None = None) -> np.ndarray:
+    """Counts of the pixels' (a, b) on a 22 x 22 grid of 10-unit bins (values outside
+    [-110, 110] go to the edge bins): the color distribution of a photo or region."""
+    ab = lab[..., 1:].reshape(-1, 2) if region is None else lab[region][:, 1:]
+    ab = np.clip(ab, AB_EDGES[0], AB_EDGES[-1] - 1e-6)
+    counts, _, _ = np.histogram2d(ab[:, 0], ab[:, 1], bins=(AB_EDGES, AB_EDGES))
+    return counts
+
+
+def js_divergence(p: np.ndarray, q: np.ndarray) -> float:
+    """Jensen-Shannon divergence (natural log, so in [0, ln 2]) of two histograms of the same
+    shape, each normalised to sum to 1; nan if either is empty."""
+    p_sum, q_sum = float(p.sum()), float(q.sum())
+    if p_sum <= 0 or q_sum <= 0:
+        return math.nan
+    p, q = p.ravel() / p_sum, q.ravel() / q_sum
+    m = 0.5 * (p + q)
+
+    def kl(a: np.ndarray) -> float:
+        nz = a > 0
+        return float((a[nz] * np.log(a[nz] / m[nz])).sum())
+
+    return max(0.0, 0.5 * kl(p) + 0.5 * kl(q))
 
 
 def truth_colorfulness(truth: GroundTruth, region: np.ndarray | None = None) -> float:

@@ -132,6 +132,7 @@ def markdown(results: Results, context: Sequence[str] = ()) -> str:
             truth = rows[-1]  # the ground truth's row: every photo with the region
             lines += [f"### {region} ({truth.photos} photos, {_count(truth.pixels)})", ""]
             lines += markdown_table(rows) + [""]
+    lines += distribution_table(results)
     lines += [
         "Photo means. PSNR on 8-bit RGB (capped at "
         f"{PSNR_CAP:g} dB) and on Lab ab (range 220); SSIM: Gaussian window, sigma 1.5, mean "
@@ -145,17 +146,58 @@ def markdown(results: Results, context: Sequence[str] = ()) -> str:
     return "\n".join(lines)
 
 
+def distribution_rows(results: Results) -> list[tuple[str, str, float]]:
+    """(method, region, JS divergence of the set's ab histogram to the photos'), in table
+    order: whole images first, then each category region present."""
+    regions = [IMAGE, *(r for r in REGION_ORDER if (TRUTH, r) in results.histograms)]
+    return [
+        (method, region, results.ab_divergence(method, region))
+        for region in regions
+        for method in results.methods
+        if (method, region) in results.histograms
+    ]
+
+
+def distribution_table(results: Results) -> list[str]:
+    """results.md's section on how the set's colors are distributed (a realism measure)."""
+    rows = distribution_rows(results)
+    if not rows:
+        return []
+    regions = list(dict.fromkeys(region for _, region, _ in rows))
+    values = {(m, r): v for m, r, v in rows}
+    lines = [
+        "## Color distribution over the set",
+        "",
+        "Jensen–Shannon divergence (×10³; 0 = the photos' own distribution, at most 693) between "
+        "the ab histogram (10-unit bins) of every output pixel of the set and that of the "
+        "photos, per region. Per-photo means cannot show this: muted answers have about the "
+        "right mean color and too narrow a spread.",
+        "",
+        "| method | " + " | ".join(regions) + " |",
+        "|---|" + "--:|" * len(regions),
+    ]
+    for method in results.methods:
+        cells = [values.get((method, r), math.nan) for r in regions]
+        lines.append(
+            f"| {method} | " + " | ".join("–" if math.isnan(v) else f"{1e3 * v:.1f}" for v in cells)
+            + " |"
+        )
+    return [*lines, ""]
+
+
 def _fmt(value: float) -> str:
     return "nan" if math.isnan(value) else f"{value:.6g}"
 
 
 def write_results(results: Results, folder: Path, context: Sequence[str] = ()) -> dict[str, Path]:
-    """results.md, results.csv and per_photo.csv in ``folder`` (atomically)."""
+    """results.md, results.csv, per_photo.csv and distribution.csv (the set's ab-histogram
+    divergence per method and region) in ``folder`` (atomically)."""
     folder.mkdir(parents=True, exist_ok=True)
     files = {
         "markdown": folder / "results.md",
         "csv": folder / "results.csv",
         "per_photo": folder / "per_photo.csv",
+        "distribution": folder / "distribution.csv",
     }
     with atomic_write(files["markdown"]) as tmp:
         tmp.write_text(markdown(results, context), encoding="utf-8")
@@ -164,6 +206,11 @@ def write_results(results: Results, folder: Path, context: Sequence[str] = ()) -
         writer.writerow(["photo", "method", "region", "metric", "value"])
         for r in results.records:
             writer.writerow([r.photo, r.method, r.region, r.metric, _fmt(r.value)])
+    with atomic_write(files["distribution"]) as tmp, tmp.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["method", "region", "ab_js_divergence"])
+        for method, region, value in distribution_rows(results):
+            writer.writerow([method, region, _fmt(value)])
     index = _index(results)
     with atomic_write(files["per_photo"]) as tmp, tmp.open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
