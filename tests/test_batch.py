@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -271,16 +272,37 @@ def test_bad_flags_are_one_line_errors(tmp_path, expert_path, capsys):
     ]
 
 
+RAY_DATA_FETCHERS = ("iter_threaded", "StreamingExecutor")  # Ray Data's thread names
+
+
 @pytest.mark.parametrize("engine", ["local", "ray"])
-def test_a_missing_model_is_one_line_error_from_the_workers(tmp_path, capsys, engine):
+def test_a_missing_model_is_one_line_error_from_the_workers(
+    tmp_path, capsys, engine, monkeypatch
+):
+    running_at_shutdown: list[str] = []
     if engine == "ray":
         pytest.importorskip("ray.data", reason="the 'ray' extra is not installed")
+        import ray
+
+        shutdown = ray.shutdown
+
+        def watched_shutdown(*args, **kwargs):
+            running_at_shutdown.extend(
+                t.name for t in threading.enumerate() if t.name.startswith(RAY_DATA_FETCHERS)
+            )
+            return shutdown(*args, **kwargs)
+
+        monkeypatch.setattr(ray, "shutdown", watched_shutdown)
     make_folder(tmp_path / "in", good=2)
     missing = tmp_path / "nowhere.safetensors"
     code = colorize(tmp_path / "in", tmp_path / "out", missing, "--jobs", "2", "--engine", engine)
     err = capsys.readouterr().err
     assert code == 2 and "nowhere.safetensors" in err and "Traceback" not in err
     assert sum("segcolor: error" in line for line in err.splitlines()) == 1
+    # Ray Data's threads that fetch blocks are stopped before ray.shutdown(): one left running
+    # touches the shut-down core worker and Ray ends the whole process (status 1, no output:
+    # how CI died silently, issue 25). Without closing the iterator, two were still running.
+    assert running_at_shutdown == []
 
 
 def test_manifest_into_a_closed_pipe_is_quiet(tmp_path, expert_path):

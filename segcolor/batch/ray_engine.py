@@ -99,11 +99,21 @@ def run_ray(
             num_cpus=options.threads,
             num_gpus=1 if gpu else 0,
         )
+        # A fatal row (no worker could load the models) is raised only once the stream has
+        # ended by itself: abandoned mid-stream, Ray Data's block-fetching threads outlive the
+        # ray.shutdown() below, touch the shut-down core worker, and Ray's C++ core then ends
+        # the whole process with status 1 and no output ("The core worker has already been
+        # shutdown ... The process will exit"): the silent CI deaths of issue 25. Fatal rows
+        # come back at once (the actors have no model to run), so draining costs nothing.
+        fatal = None
         for record in rows.iter_rows():
             row = json.loads(record["row"])
             if "fatal" in row:
-                raise SegcolorError(row["fatal"])
-            on_row(row)
+                fatal = fatal or row["fatal"]
+            else:  # finished work is recorded even after a fatal row: a rerun skips it
+                on_row(row)
+        if fatal is not None:
+            raise SegcolorError(fatal)
     finally:
         if started:
             ray.shutdown()
