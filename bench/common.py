@@ -174,9 +174,10 @@ EXPERT_CLASSES = {  # category -> the segmenter classes routed to it, as the shi
 }
 
 
-def random_pipeline_yaml(folder: Path, working_size: int) -> Path:
+def random_pipeline_yaml(folder: Path, working_size: int, arch: str = "resnet18_unet") -> Path:
     """A pipeline YAML in ``folder`` with random-init experts (the same arch and cost as the
-    trained ones): for timing, and for seams where the experts' colors do not matter."""
+    trained ones): for timing, and for seams where the experts' colors do not matter.
+    ``arch="resnet18_unet_hints"``: experts with the 313-bin head, whose vivid style differs."""
     import torch
 
     from segcolor.experts import create_expert, save_expert
@@ -185,7 +186,7 @@ def random_pipeline_yaml(folder: Path, working_size: int) -> Path:
     for i, (name, classes) in enumerate(EXPERT_CLASSES.items()):
         torch.manual_seed(i)
         save_expert(
-            create_expert(), folder / f"{name}.safetensors", {"name": name, "category": name}
+            create_expert(arch), folder / f"{name}.safetensors", {"name": name, "category": name}
         )
         lines += [
             f"  {name}:",

@@ -32,3 +32,7 @@ class ConfigError(SegcolorError):
 
 class WeightsNotFoundError(SegcolorError):
     """Pretrained weights that are not on this machine (nothing is downloaded at run time)."""
+
+
+class EditsError(SegcolorError):
+    """Routing edits (or color hints) that are malformed or do not fit the photo / pipeline."""

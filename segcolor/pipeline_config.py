@@ -33,6 +33,7 @@ from typing import Any
 
 import yaml
 
+from segcolor.color.vivid import VividOptions
 from segcolor.config import check_keys, load_yaml
 from segcolor.errors import ConfigError
 from segcolor.profiles.classifier import read_classifier_card
@@ -44,6 +45,10 @@ MIN_WORKING_SIZE = 16  # the same floor for the YAML key and --working-size
 # PSNR (best near 0.8) and the photos' colorfulness (closest near 1.3): README, "Vividness"
 DEFAULT_VIVIDNESS = 1.0
 MAX_VIVIDNESS = 3.0  # beyond this nearly every color is clipped to the sRGB gamut
+# faithful: the experts' regression, the mean of the plausible colors (best PSNR, muted where
+# unsure); vivid: a plausible color chosen per region from their 313-bin heads (README, "Styles")
+STYLES = ("faithful", "vivid")
+DEFAULT_STYLE = "faithful"
 DEFAULT_FALLBACK = "places"
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")  # category names end up in file names
 _COLOR = re.compile(r"^#[0-9A-Fa-f]{6}$")
@@ -52,6 +57,8 @@ _TOP_KEYS = {
     "segmenter": None,
     "working_size": None,
     "vividness": None,
+    "style": None,
+    "vivid": None,
     "categories": None,
     "fallback": None,
     "router": None,
@@ -118,6 +125,8 @@ class PipelineConfig:
     segmenter_head: Path | None = None  # a gray-photo correction (router.segmenters.gray_head)
     working_size: int = DEFAULT_WORKING_SIZE
     vividness: float = DEFAULT_VIVIDNESS
+    style: str = DEFAULT_STYLE
+    vivid: VividOptions = field(default_factory=VividOptions)
     router: RouterOptions = field(default_factory=RouterOptions)
     merge: MergeOptions = field(default_factory=MergeOptions)
     path: Path | None = None
@@ -219,6 +228,11 @@ def parse_pipeline_config(data: Mapping[str, Any], path: Path | None = None) -> 
     problem = vividness_problem(vividness)
     if problem:
         raise ConfigError(f"vividness {problem}", where)
+    style = data.get("style", DEFAULT_STYLE)
+    problem = style_problem(style)
+    if problem:
+        raise ConfigError(f"style {problem}", where)
+    vivid = _vivid_options(data.get("vivid") or {}, where)
 
     categories = _categories(data.get("categories"), base, where)
     names = [c.name for c in categories]
@@ -240,6 +254,8 @@ def parse_pipeline_config(data: Mapping[str, Any], path: Path | None = None) -> 
         segmenter_head=seg_head,
         working_size=working_size,
         vividness=float(vividness),
+        style=style,
+        vivid=vivid,
         router=_router_options(data.get("router") or {}, where),
         merge=_merge_options(data.get("merge") or {}, where),
         path=path,
@@ -340,6 +356,34 @@ def _profile_variants(
         "classifier": classifier,
         "min_probability": float(min_probability),
     }
+
+
+def style_problem(value: object) -> str | None:
+    """What is wrong with a style name (the YAML key, --style and the edits file share the
+    rule), or None."""
+    if value not in STYLES:
+        return f"must be one of {', '.join(STYLES)}, got {value!r}"
+    return None
+
+
+def _vivid_options(raw: Any, where: str | Path) -> VividOptions:
+    """``vivid:`` {temperature, region_prior}: how the vivid style chooses its colors."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError("vivid must be a mapping", where)
+    unknown = set(raw) - {"temperature", "region_prior"}
+    if unknown:
+        raise ConfigError(f"unknown key vivid.{sorted(unknown)[0]}", where)
+    defaults = VividOptions()
+    values = {}
+    for key, low, rule in (("temperature", 0.0, "above 0"), ("region_prior", -1.0, "at least 0")):
+        value = raw.get(key, getattr(defaults, key))
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not number or not (value > low if low == 0.0 else value >= 0) or value > 10:
+            raise ConfigError(
+                f"vivid.{key} must be a number {rule} and at most 10, got {value!r}", where
+            )
+        values[key] = float(value)
+    return VividOptions(**values)
 
 
 def vividness_problem(value: object) -> str | None:

@@ -276,9 +276,7 @@ RAY_DATA_FETCHERS = ("iter_threaded", "StreamingExecutor")  # Ray Data's thread 
 
 
 @pytest.mark.parametrize("engine", ["local", "ray"])
-def test_a_missing_model_is_one_line_error_from_the_workers(
-    tmp_path, capsys, engine, monkeypatch
-):
+def test_a_missing_model_is_one_line_error_from_the_workers(tmp_path, capsys, engine, monkeypatch):
     running_at_shutdown: list[str] = []
     if engine == "ray":
         pytest.importorskip("ray.data", reason="the 'ray' extra is not installed")
@@ -343,3 +341,7 @@ def test_a_rerun_with_other_settings_is_refused_until_overwrite(tmp_path, expert
     flags = ("--working-size", 16, "--vividness", 1.5)
     assert colorize(tmp_path / "in", out, expert_path, *flags) == 2
     assert "other settings (vividness None -> 1.5)" in capsys.readouterr().err
+    # and another style (faithful | vivid)
+    flags = ("--working-size", 16, "--style", "vivid")
+    assert colorize(tmp_path / "in", out, expert_path, *flags) == 2
+    assert "other settings (style None -> vivid)" in capsys.readouterr().err

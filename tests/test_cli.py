@@ -16,6 +16,7 @@ from segcolor.cli import main
         (["--max-pixels", "0"], "--max-pixels must be positive, got 0"),  # was: the default
         (["--working-size", "8"], "--working-size must be at least 16, got 8"),
         (["--vividness", "-1"], "--vividness must be a number above 0 and at most 3, got -1.0"),
+        (["--style", "loud"], "--style must be one of faithful, vivid, got 'loud'"),
     ],
 )
 def test_serve_flags_are_checked_first(flags, message, capsys):
@@ -32,3 +33,13 @@ def test_vividness_out_of_range_is_one_line_before_any_work(command, value, tmp_
                  "--vividness", value]) == 2  # fmt: skip
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--vividness must be a number above 0 and at most 3" in err
+
+
+@pytest.mark.parametrize("command", ["colorize", "video", "inspect"])
+def test_unknown_style_is_one_line_before_any_work(command, tmp_path, capsys):
+    """Like a bad vividness: one line naming the choices, not an argparse usage dump."""
+    assert main([command, str(tmp_path / "missing.png"), "-o", str(tmp_path / "o"),
+                 "--style", "Vivid"]) == 2  # fmt: skip
+    assert capsys.readouterr().err == (
+        "segcolor: error: --style must be one of faithful, vivid, got 'Vivid'\n"
+    )

@@ -78,6 +78,27 @@ def pipeline(pipeline_yaml: Path) -> Pipeline:
     return Pipeline.from_config(pipeline_yaml, device="cpu")
 
 
+@pytest.fixture(scope="module")
+def vivid_yaml(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Tiny random experts of the vivid arch (a 313-bin head) and a general one, and their
+    YAML: the vivid style answers differently from the faithful one."""
+    folder = tmp_path_factory.mktemp("vivid")
+    lines = ["segmenter: {name: evaluate_test_left_person}", "working_size: 32", "categories:"]
+    for i, (name, classes) in enumerate([*CATEGORIES.items(), ("general", None)]):
+        torch.manual_seed(300 + i)
+        expert = create_expert(
+            "resnet18_unet_hints", depth=3, decoder_channels=[16, 8, 8], feature_channels=0
+        )
+        save_expert(expert, folder / f"{name}.safetensors", {"name": name, "category": name})
+        if classes is not None:
+            lines += [f"  {name}:", f"    classes: [{', '.join(classes)}]"]
+            lines.append(f"    expert: {name}.safetensors")
+    lines.append("fallback: places")
+    path = folder / "pipeline.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 # ---------------------------------------------------------------------------- metrics
 
 
@@ -286,6 +307,32 @@ def test_every_method_answers_at_the_pipelines_vividness(
         Methods(vivid, ["general"], Pipeline.from_expert(general_path, working_size=32))
 
 
+def test_every_method_answers_in_the_pipelines_style(vivid_yaml: Path) -> None:
+    """--style vivid: the merge, each expert alone (its region: the whole photo) and the oracle
+    (each expert's region: its mask's) choose vivid colors; the general model must too."""
+    faithful = Pipeline.from_config(vivid_yaml, device="cpu")
+    vivid = Pipeline.from_config(vivid_yaml, device="cpu", style="vivid")
+    assert faithful.style == "faithful" and vivid.style == "vivid"
+    names = ["expert:people", "expert:places", "merged", "oracle"]
+    lab = faithful.lab(color_image(40, 56))
+    people = np.ones((40, 56), np.uint8)
+    plain, chosen = (
+        Methods(faithful, names).run(lab, people),
+        Methods(vivid, names).run(lab, people),
+    )
+    for name in names:
+        assert not torch.allclose(plain[name], chosen[name], atol=1e-3), name
+    # everything routed to one expert: the oracle is that expert alone, in either style
+    assert torch.allclose(chosen["oracle"], chosen["expert:people"], atol=1e-4)
+    assert torch.allclose(plain["oracle"], plain["expert:people"], atol=1e-4)
+    general_path = vivid_yaml.parent / "general.safetensors"
+    general = Pipeline.from_expert(general_path, working_size=32, style="vivid")
+    both = Methods(vivid, ["general"], general).run(lab, None)["general"]
+    assert torch.allclose(both, general.predict_ab(lab))
+    with pytest.raises(ValueError, match="style"):
+        Methods(vivid, ["general"], Pipeline.from_expert(general_path, working_size=32))
+
+
 # ---------------------------------------------------------------------------- the command
 
 
@@ -348,6 +395,11 @@ def test_cli_end_to_end(
               for r in _read_csv(out / "distribution.csv")}  # fmt: skip
     assert spread[("gray", "image")] > spread[("merged", "image")] >= 0.0
     assert ("merged", "people") in spread and ("truth", "image") not in spread
+    distribution = _read_csv(out / "distribution.csv")
+    fwd = {r["method"]: float(r["fwd"]) for r in distribution if r["region"] == "image"}
+    assert fwd["gray"] > 0.0 and all(math.isfinite(v) for v in fwd.values())  # oracle: 2 photos
+    assert all(math.isnan(float(r["fwd"])) for r in distribution if r["region"] != "image")
+    assert "| FWD ↓ |" in report and "Fréchet Wavelet Distance" in report
     per_photo = _read_csv(out / "per_photo.csv")
     assert len(per_photo) == 3 * 7 + 2  # 7 methods on 3 photos, the oracle on the 2 with masks
     assert "people" in next(r["routing"] for r in per_photo if r["method"] == "merged")
@@ -378,6 +430,78 @@ def test_cli_subset_of_methods_and_missing_general(
     assert main([*base, "--baselines", "gray", "--sheet-photos", "one", "--quiet"]) == 0
     sheet = Image.open(tmp_path / "out" / "contact_sheet.png")
     assert sheet.width < 3 * 192  # gray | ground truth, one row
+
+
+def test_cli_evaluates_the_style_asked_for(
+    tmp_path: Path, vivid_yaml: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = three_photos(tmp_path / "ev")
+    base = ["evaluate", str(data), "--pipeline", str(vivid_yaml), "--device", "cpu", "--quiet"]
+    base += ["--baselines", "gray,merged", "--sheet", "0"]
+    assert main([*base, "--style", "loud", "-o", str(tmp_path / "bad")]) == 2
+    assert capsys.readouterr().err == (
+        "segcolor: error: --style must be one of faithful, vivid, got 'loud'\n"
+    )
+    assert not (tmp_path / "bad").exists()
+    psnr = {}
+    for style in ("faithful", "vivid"):
+        out = tmp_path / style
+        assert main([*base, "--style", style, "-o", str(out)]) == 0
+        report = (out / "results.md").read_text(encoding="utf-8")
+        assert f"--style {style}" in report and f"style {style}" in report
+        rows = _read_csv(out / "per_photo.csv")
+        psnr[style] = [r["psnr_rgb"] for r in rows if r["method"] == "merged"]
+        gray = [r["psnr_rgb"] for r in rows if r["method"] == "gray"]
+    assert psnr["faithful"] != psnr["vivid"] and len(gray) == 3
+
+
+def test_bench_style_comparison_matches_vivids_colorfulness(
+    tmp_path: Path, vivid_yaml: Path, pipeline_yaml: Path
+) -> None:
+    """bench/quality.py's styles: the gain found by bisection gives faithful vivid's mean CF,
+    its answers are faithful's times the gain, and merged results keep one ground truth; with
+    experts without the 313-bin head, vivid is faithful and the gain 1."""
+    import sys
+
+    from segcolor.evaluate import evaluate, find_photos
+    from segcolor.evaluate.harness import IMAGE, TRUTH
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    import quality
+
+    refs = find_photos([three_photos(tmp_path / "ev")])
+
+    def mean_cf(results, method: str) -> float:
+        key = (method, IMAGE, "colorfulness")
+        values = [r.value for r in results.records if (r.method, r.region, r.metric) == key]
+        return float(np.mean(values))
+
+    for yaml, chooses in ((vivid_yaml, True), (pipeline_yaml, False)):
+        faithful = Pipeline.from_config(yaml, device="cpu")
+        vivid = Pipeline.from_config(yaml, device="cpu", style="vivid")
+        styles = quality.Styles(faithful, vivid)
+        assert styles.chooses is chooses
+        results = evaluate(refs, styles, progress=False)
+        target = mean_cf(results, "vivid")
+        gain = quality.matched_gain(styles.kept, target)
+        if chooses:
+            assert gain != 1.0 and mean_cf(results, "faithful") != pytest.approx(target, abs=0.5)
+        else:
+            assert gain == 1.0 and mean_cf(results, "faithful") == target
+        truths = len([r for r in results.records if r.method == TRUTH])
+        results.merge(evaluate(refs, quality.Gained(faithful, styles.kept, gain), progress=False))
+        assert len([r for r in results.records if r.method == TRUTH]) == truths
+        assert results.methods == ["gray", "faithful", "vivid", quality.MATCHED]
+        assert mean_cf(results, quality.MATCHED) == pytest.approx(target, abs=0.05)
+        assert math.isfinite(results.wavelet_distance(quality.MATCHED))
+        with pytest.raises(ValueError, match="method"):
+            results.merge(
+                evaluate(refs, quality.Gained(faithful, styles.kept, 1.0), progress=False)
+            )
+    lab, ab = styles.kept[0]
+    assert torch.equal(
+        quality.Gained(faithful, styles.kept, 1.5).run(lab, None)[quality.MATCHED], ab * 1.5
+    )
 
 
 def test_recorded_command_holds_no_machine_paths(tmp_path, monkeypatch):

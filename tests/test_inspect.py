@@ -1,5 +1,6 @@
 """`segcolor inspect`: every file written, a self-contained HTML page, and on a real photo with
-the real segmenter (when its weights are on this machine) a people and an animals region."""
+the real segmenter (when its weights are on this machine) a people and an animals region; color
+hints of routing edits drawn on the overlay and listed (with hand-set experts that copy them)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,9 @@ from segcolor.commands import inspect as inspect_command
 from segcolor.errors import SegcolorError
 
 from .conftest import SHARED, color_image
+from .test_hints import hint_yaml, lab_ab, make_hint_experts
 from .test_pipeline import make_experts, write_yaml
+from .test_routing_edits import DOG, PERSON, subjects_photo
 
 PERSON_AND_DOG = SHARED / "data" / "multi_subject_nomask" / "flickr8k_1003163366_44323f5815.jpg"
 TFLITE = SHARED / "weights" / "deeplabv3_mnv2_pascal_quant.tflite"
@@ -72,6 +75,7 @@ def test_inspect_writes_every_file(tmp_path: Path, expert_dir: Path, capsys) -> 
         assert base64.b64decode(uri).startswith(b"\x89PNG")
     assert "<script" not in page and "http://" not in page and "https://" not in page
     assert "<style>" in page and "people 33% (person)" in page
+    assert "Color hints" not in page and "hints" not in report
 
 
 def test_inspect_refuses_a_file_as_its_report_folder(tmp_path: Path) -> None:
@@ -125,3 +129,63 @@ def test_inspect_refuses_to_overwrite_its_photo(
     )
     assert (report / name).read_bytes() == before
     assert [p.name for p in report.iterdir()] == [name]  # nothing else written either
+
+
+def test_inspect_draws_and_lists_the_color_hints(tmp_path: Path) -> None:
+    from skimage.color import rgb2lab
+
+    from segcolor.inspection import write_inspection
+    from segcolor.pipeline import Pipeline
+    from segcolor.router.edits import RoutingEdits
+
+    pipeline = Pipeline.from_config(
+        hint_yaml(tmp_path / "p", make_hint_experts(tmp_path / "e")), device="cpu"
+    )
+    photo = subjects_photo()  # 128 x 192, working size 128: photo px = working px
+    Image.fromarray(photo).save(tmp_path / "photo.png")
+    x, y = round((DOG[0] + DOG[2]) / 2 * 192), round((DOG[1] + DOG[3]) / 2 * 128)
+    px = round((PERSON[0] + PERSON[2]) / 2 * 192)
+    edits = RoutingEdits.from_dict(
+        {
+            "hints": [
+                {"x": x, "y": y, "color": "#6a5acd", "radius": 5},
+                {"points": [[px, 10], [px, 90]], "color": "#f0e68c"},
+            ]
+        }
+    )
+    files = write_inspection(pipeline, tmp_path / "photo.png", tmp_path / "report", edits)
+
+    # the overlay: the point in its color (dark: a white outline), the stroke (light: black)
+    overlay = np.asarray(Image.open(files["overlay"]).convert("RGB"))
+    assert tuple(overlay[y, x]) == (0x6A, 0x5A, 0xCD)
+    ring = overlay[y, x - 8 : x + 1]
+    assert (ring == 255).all(axis=1).any()
+    assert tuple(overlay[65, px]) == (0xF0, 0xE6, 0x8C)
+    assert (overlay[65, px - 8 : px + 1] == 0).all(axis=1).any()
+    # the result: the experts copied the hint (their a, b at the photo's lightness)
+    lab = rgb2lab(np.asarray(Image.open(files["colorized"]).convert("RGB")))
+    ea, eb = lab_ab("#6a5acd")
+    assert abs(lab[y, x, 1] - ea) < 3 and abs(lab[y, x, 2] - eb) < 3
+
+    report = json.loads(files["routing"].read_text())
+    point, stroke = report["hints"]
+    assert point == {
+        "index": 0,
+        "kind": "point",
+        "x": x,
+        "y": y,
+        "color": "#6a5acd",
+        "radius": 5,
+        "size_px": 5,
+        "size_is_default": False,
+        "categories": ["animals"],
+    }
+    assert stroke["kind"] == "stroke" and stroke["size_is_default"] is True
+    assert stroke["size_px"] == 4.0 and stroke["categories"] == ["places", "people"]
+    assert report["edits"]["hints"][1]["points"] == [[px, 10], [px, 90]]
+    assert report["settings"]["style"] == "faithful"
+
+    page = files["index"].read_text()
+    assert "<h2>Color hints</h2>" in page and "2 color hint(s), numbered" in page
+    assert "#6a5acd</td><td>point</td><td>(" + f"{x}, {y})" in page
+    assert f"({px}, 10) to ({px}, 90), 2 points" in page and "width 4 (default)" in page

@@ -2,7 +2,9 @@
 thread) with the tiny experts and the fake person-and-dog segmenter. A reassigned region is the
 only one whose colors change, and its edits replay through `segcolor colorize --routing` to the
 same image; bad uploads and bad edits get one-line 4xx answers and the server keeps serving;
-20 concurrent requests all complete; the page uses no outside assets."""
+20 concurrent requests all complete; the page uses no outside assets. With hand-set experts
+that copy color hints (tests/test_hints.py): a hint colors its spot, reruns only the experts
+whose crops hold it, is undone, and replays through the CLI; the photo's style is saved."""
 
 from __future__ import annotations
 
@@ -29,9 +31,10 @@ from segcolor.cli import main
 from segcolor.commands import serve as serve_command
 from segcolor.pipeline import Pipeline
 
+from .test_hints import count_forward_calls, hint_yaml, lab_ab, make_hint_experts
 from .test_pipeline import make_experts
 from .test_profiles import profiled_yaml, variant_dir  # noqa: F401 (a fixture)
-from .test_routing_edits import DOG, far_from, subjects_photo, subjects_yaml
+from .test_routing_edits import DOG, PERSON, far_from, subjects_photo, subjects_yaml
 
 fastapi = pytest.importorskip("fastapi", reason="the studio extra is not installed")
 uvicorn = pytest.importorskip("uvicorn", reason="the studio extra is not installed")
@@ -240,6 +243,9 @@ def test_bad_uploads_and_edits_are_one_line_4xx(studio: Client) -> None:
         b'{"reassign": [{"region": 0, "category": "cars"}]}': "unknown category 'cars'",
         b'{"profiles": {"places": "green"}}': "'places' has no profile variants",
         b'{"paint": [{"category": "people", "polygon": [1]}]}': "3 or more [x, y] points",
+        b'{"hints": [{"x": 500, "y": 1, "color": "#000000"}]}': "outside the 192x128 photo",
+        b'{"hints": [{"x": 5, "y": 1, "color": "black"}]}': "hints[0].color must be an sRGB",
+        b'{"style": "loud"}': '"style" must be one of faithful, vivid',
     }
     for body, fragment in bad_edits.items():
         reply = studio.put_edits(photo_id, body)
@@ -313,3 +319,190 @@ def test_a_session_pins_a_profile_and_reruns_only_that_expert(
     assert session.region_info(places)["profile"]["pinned"] == "green"
     assert not np.array_equal(session.result, before)
     assert np.array_equal(session.result, pipeline.colorize(image, session.edits))
+
+
+# ----------------------------------------------------------------------------- color hints
+
+
+@pytest.fixture(scope="module")
+def hint_studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
+    """The studio on the person-and-dog pipeline whose experts copy hints (gray elsewhere)."""
+    experts = make_hint_experts(tmp_path_factory.mktemp("hint-experts"))
+    yaml = hint_yaml(tmp_path_factory.mktemp("hint-studio"), experts)
+    pipeline = Pipeline.from_config(yaml, device="cpu")
+    app = create_app(pipeline, workdir=tmp_path_factory.mktemp("hint-work"))
+    with StudioServer(app) as client:
+        client.yaml, client.pipeline = yaml, pipeline
+        yield client
+
+
+def lab_of(rgb: np.ndarray) -> np.ndarray:
+    from skimage.color import rgb2lab
+
+    return rgb2lab(rgb)
+
+
+def test_a_hint_colors_its_spot_reruns_only_its_crops_and_is_undone(
+    hint_studio: Client, tmp_path: Path
+) -> None:
+    studio, photo = hint_studio, subjects_photo()
+    info = studio.upload(png(photo), "hinted.png").json()
+    photo_id = info["id"]
+    assert info["hints"] == [] and info["style"] == "faithful" and info["can_undo"] is False
+    assert info["reads_hints"] is True and info["has_vivid"] is True
+    assert info["hint_defaults"] == {"radius": 2.0, "width": 4.0}  # working size = photo size
+    gray = studio.get(f"/api/photos/{photo_id}/result.png").image()
+    assert np.array_equal(gray[..., 0], gray[..., 2])  # no hint: these experts answer gray
+
+    # the dog's swatches for a hint: its dominant chromas (gray here)
+    x, y = (DOG[0] + DOG[2]) / 2 * 192, (DOG[1] + DOG[3]) / 2 * 128
+    region = studio.get(f"/api/photos/{photo_id}/regions/at?x={x}&y={y}").json()
+    (swatch,) = region["hint_colors"]
+    assert abs(swatch["a"]) < 1 and abs(swatch["b"]) < 1 and swatch["percent"] == 100
+
+    calls = count_forward_calls(studio.pipeline)
+    color = "#6a5acd"
+    reply = studio.request(
+        "POST",
+        f"/api/photos/{photo_id}/hints",
+        json.dumps({"x": x, "y": y, "color": color, "radius": 5}).encode(),
+        Content_Type="application/json",
+    )
+    assert reply.status == 200, reply.body
+    assert set(calls) == {"animals", "places"}  # the people's crop does not hold the hint
+    described = reply.json()
+    assert described["hints"] == [
+        {"index": 0, "kind": "point", "x": x, "y": y, "color": color, "radius": 5.0}
+    ]
+    assert described["can_undo"] is True
+    one = studio.get(f"/api/photos/{photo_id}/result.png").image()
+    lab = lab_of(one)
+    ea, eb = lab_ab(color)
+    assert abs(lab[round(y), round(x), 1] - ea) < 3 and abs(lab[round(y), round(x), 2] - eb) < 3
+    far = far_from((x / 192, y / 128, x / 192, y / 128), photo.shape, 12)
+    assert np.array_equal(one[far], gray[far])  # far from the hint: not a value moved
+
+    # a stroke over the person: its expert and the background's run, the dog's does not
+    calls.clear()
+    px = (PERSON[0] + PERSON[2]) / 2 * 192
+    stroke = {"points": [[px, 40], [px, 90]], "color": "#2e8b57", "width": 4}
+    reply = studio.request(
+        "POST",
+        f"/api/photos/{photo_id}/hints",
+        json.dumps(stroke).encode(),
+        Content_Type="application/json",
+    )
+    assert reply.status == 200 and set(calls) == {"people", "places"}
+    two = studio.get(f"/api/photos/{photo_id}/result.png").image()
+    ga, gb = lab_ab("#2e8b57")
+    along = lab_of(two)[45:86, round(px)]
+    assert (np.abs(along[:, 1] - ga) < 3).all() and (np.abs(along[:, 2] - gb) < 3).all()
+
+    # bad hints: one-line 4xx, nothing changed
+    bad = {
+        b'{"x": 192, "y": 5, "color": "#000000"}': (400, "at (192, 5) is outside the 192x128"),
+        b'{"x": 5, "y": 5, "color": "blue"}': (400, 'color must be an sRGB color like "#'),
+        b'{"x": 5, "y": 5, "color": "#000000", "size": 3}': (400, "unknown key 'size'"),
+        b'{"x": "5", "y": 5, "color": "#000000"}': (400, "x must be a number, got '5'"),
+        b'{"x": 5, "y": 5, "color": "#000000", "radius": 40}': (400, "too large"),
+        b"[1, 2": (400, "the hint is not valid JSON"),
+    }
+    for body, (status, fragment) in bad.items():
+        reply = studio.request(
+            "POST", f"/api/photos/{photo_id}/hints", body, Content_Type="application/json"
+        )
+        detail = reply.json()["detail"]
+        assert reply.status == status and fragment in detail and "\n" not in detail, detail
+    assert studio.request("DELETE", f"/api/photos/{photo_id}/hints/2").status == 404
+    reply = studio.request("PUT", f"/api/photos/{photo_id}/style?style=loud")
+    assert reply.status == 400 and "must be one of faithful, vivid" in reply.json()["detail"]
+    assert len(studio.get(f"/api/photos/{photo_id}").json()["hints"]) == 2
+
+    # the edits replay through `segcolor colorize --routing` to the same image
+    edits = studio.get(f"/api/photos/{photo_id}/edits.json")
+    assert [h["color"] for h in edits.json()["hints"]] == [color, "#2e8b57"]
+    (tmp_path / "edits.json").write_bytes(edits.body)
+    Image.fromarray(photo).save(tmp_path / "photo.png")
+    argv = ["colorize", str(tmp_path / "photo.png"), "-o", str(tmp_path / "out.png")]
+    argv += ["--pipeline", str(studio.yaml), "--routing", str(tmp_path / "edits.json")]
+    assert main([*argv, "--device", "cpu"]) == 0
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "out.png")), two)
+
+    # remove the first; undo brings it back; undo twice more: back to gray
+    calls.clear()
+    reply = studio.request("DELETE", f"/api/photos/{photo_id}/hints/0")
+    assert reply.status == 200 and [h["color"] for h in reply.json()["hints"]] == ["#2e8b57"]
+    assert "people" not in calls
+    reply = studio.request("POST", f"/api/photos/{photo_id}/undo")
+    assert reply.status == 200 and len(reply.json()["hints"]) == 2
+    assert np.array_equal(studio.get(f"/api/photos/{photo_id}/result.png").image(), two)
+    assert studio.request("POST", f"/api/photos/{photo_id}/undo").status == 200
+    assert np.array_equal(studio.get(f"/api/photos/{photo_id}/result.png").image(), one)
+    reply = studio.request("POST", f"/api/photos/{photo_id}/undo")
+    assert reply.status == 200 and reply.json()["can_undo"] is False
+    assert np.array_equal(studio.get(f"/api/photos/{photo_id}/result.png").image(), gray)
+    reply = studio.request("POST", f"/api/photos/{photo_id}/undo")
+    assert reply.status == 409 and reply.json()["detail"] == "nothing to undo"
+
+
+def test_the_style_toggle_is_saved_with_the_edits_and_undone(hint_studio: Client) -> None:
+    studio = hint_studio
+    photo_id = studio.upload(png(subjects_photo()), "styled.png").json()["id"]
+    faithful = studio.get(f"/api/photos/{photo_id}/result.png").image()
+    reply = studio.request("PUT", f"/api/photos/{photo_id}/style?style=vivid")
+    assert reply.status == 200 and reply.json()["style"] == "vivid"
+    assert reply.json()["edits"]["style"] == "vivid"
+    vivid = studio.get(f"/api/photos/{photo_id}/result.png").image()
+    assert not np.array_equal(vivid, faithful)  # the (random) 313-bin heads choose colors
+    assert studio.get(f"/api/photos/{photo_id}/edits.json").json()["style"] == "vivid"
+    reply = studio.request("PUT", f"/api/photos/{photo_id}/style?style=faithful")
+    assert reply.json()["edits"]["style"] == "faithful"
+    assert np.array_equal(studio.get(f"/api/photos/{photo_id}/result.png").image(), faithful)
+    reply = studio.request("PUT", f"/api/photos/{photo_id}/style?style=")  # the pipeline's
+    assert reply.status == 200 and "style" not in reply.json()["edits"]
+    studio.request("POST", f"/api/photos/{photo_id}/undo")
+    studio.request("POST", f"/api/photos/{photo_id}/undo")
+    reply = studio.get(f"/api/photos/{photo_id}").json()
+    assert reply["style"] == "vivid"
+    assert np.array_equal(studio.get(f"/api/photos/{photo_id}/result.png").image(), vivid)
+
+
+def test_the_patch_cache_keeps_the_latest_batches() -> None:
+    from segcolor.studio.session import BoundedCache
+
+    cache = BoundedCache(limit=2)
+    cache["a"], cache["b"] = 1, 2
+    assert cache["a"] == 1  # used: now the latest
+    cache["c"] = 3
+    assert list(cache) == ["a", "c"] and "b" not in cache
+
+
+def test_hint_swatches_are_the_regions_dominant_chromas() -> None:
+    from skimage.color import lab2rgb
+
+    from segcolor.studio.session import hint_colors
+
+    # a region half (L 30, a 40, b 20), half (L 70, a -20, b -30); outside it: green
+    lab = np.zeros((40, 60, 3))
+    lab[..., 0] = 50.0
+    lab[:, :, 1:] = (-60.0, 50.0)
+    lab[:20, :30] = (30.0, 40.0, 20.0)
+    lab[20:, :30] = (70.0, -20.0, -30.0)
+    rgb = np.rint(lab2rgb(lab) * 255).astype(np.uint8)
+    mask = np.zeros((40, 60), dtype=bool)
+    mask[:, :30] = True
+    swatches = hint_colors(rgb, mask)
+    assert len(swatches) == 2 and [s["percent"] for s in swatches] == [50.0, 50.0]
+    found = sorted((s["a"], s["b"]) for s in swatches)
+    assert np.allclose(found, [(-20, -30), (40, 20)], atol=1.5)  # a, b kept, whatever L was
+    for swatch in swatches:  # each shown at one visible lightness, with the same a, b
+        shown = skimage_lab(swatch["hex"])
+        assert 45 <= shown[0] <= 75 and abs(shown[1] - swatch["a"]) < 2
+    assert hint_colors(rgb, np.zeros((40, 60), dtype=bool)) == []
+
+
+def skimage_lab(color: str) -> np.ndarray:
+    from skimage.color import rgb2lab
+
+    rgb = np.array([[[int(color[i : i + 2], 16) for i in (1, 3, 5)]]], dtype=np.uint8)
+    return rgb2lab(rgb)[0, 0]

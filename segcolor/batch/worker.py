@@ -40,6 +40,7 @@ class Options:
     device: str = "auto"
     working_size: int | None = None
     vividness: float | None = None  # None: the pipeline YAML's
+    style: str | None = None  # faithful or vivid; None: the pipeline YAML's
     threads: int = 1  # torch threads per process (0: torch's default): see Colorizer
     debug: bool = False
     routing: str | None = None  # routing edits (JSON file) applied to every photo
@@ -98,6 +99,7 @@ class Colorizer:
             device=options.device,
             working_size=options.working_size,
             vividness=options.vividness,
+            style=options.style,
         )
         self.edits = None
         if options.routing:

@@ -47,9 +47,23 @@ def add_vividness_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_style_argument(parser: argparse.ArgumentParser) -> None:
+    """``--style``, for the commands whose output is colored photos (checked by
+    ``check_pipeline_options``: an unknown name is a one-line error, like a bad vividness,
+    not an argparse usage dump)."""
+    parser.add_argument(
+        "--style",
+        metavar="{faithful,vivid}",
+        help="faithful: the mean of the plausible colors (best PSNR, muted where unsure); "
+        "vivid: a plausible color chosen per region from the experts' 313-bin heads (experts "
+        "without that head answer faithfully). Default: the pipeline YAML's style (faithful)",
+    )
+
+
 def check_pipeline_options(args: argparse.Namespace) -> None:
-    """``--working-size`` (and ``--vividness``, where a command has it) before any work."""
-    from segcolor.pipeline_config import MIN_WORKING_SIZE, vividness_problem  # torch
+    """``--working-size`` (and ``--vividness`` and ``--style``, where a command has them)
+    before any work."""
+    from segcolor.pipeline_config import MIN_WORKING_SIZE, style_problem, vividness_problem  # torch
 
     if args.working_size is not None and args.working_size < MIN_WORKING_SIZE:
         raise SegcolorError(
@@ -59,3 +73,7 @@ def check_pipeline_options(args: argparse.Namespace) -> None:
     problem = None if vividness is None else vividness_problem(vividness)
     if problem:
         raise SegcolorError(f"--vividness {problem}")
+    style = getattr(args, "style", None)
+    problem = None if style is None else style_problem(style)
+    if problem:
+        raise SegcolorError(f"--style {problem}")

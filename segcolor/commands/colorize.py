@@ -28,7 +28,7 @@ from segcolor.batch.manifest import (
     start_row,
     unchanged,
 )
-from segcolor.commands import add_vividness_argument, check_pipeline_options
+from segcolor.commands import add_style_argument, add_vividness_argument, check_pipeline_options
 from segcolor.errors import SegcolorError
 from segcolor.io.atomic import refuse_overwriting_inputs
 from segcolor.io.images import IMAGE_EXTENSIONS, OUTPUT_FORMATS, iter_inputs
@@ -79,6 +79,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "working_size)",
     )
     add_vividness_argument(parser)
+    add_style_argument(parser)
     parser.add_argument(
         "--format",
         choices=sorted({e.lstrip(".") for e in OUTPUT_FORMATS}),
@@ -190,6 +191,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         working_size=args.working_size,
         vividness=args.vividness,
+        style=args.style,
         # a folder: 1 thread per worker unless told (the same bytes whatever --jobs); one file:
         # torch's default, all cores (0)
         threads=args.threads or (0 if folder is None else 1),
@@ -232,8 +234,8 @@ def run(args: argparse.Namespace) -> int:
 
 def settings_of(options: Options) -> dict[str, object]:
     """What decides a batch's colors, as recorded in its manifest: a rerun into the same folder
-    with other models, working size, routing edits or vividness would mix two kinds of
-    output (a manifest from before vividness existed reads None: the default)."""
+    with other models, working size, routing edits, vividness or style would mix two kinds
+    of output (a manifest from before vividness or style existed reads None: the default)."""
 
     def where(path: str | None) -> str | None:
         return None if path is None else str(Path(path).resolve())
@@ -244,6 +246,7 @@ def settings_of(options: Options) -> dict[str, object]:
         "working_size": options.working_size,
         "routing": where(options.routing),
         "vividness": options.vividness,
+        "style": options.style,
     }
 
 

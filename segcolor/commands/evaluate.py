@@ -3,7 +3,9 @@
 Every color photo is turned into its lightness, colorized by each method (gray, the general
 model, each expert alone, the routed pipeline, the mask oracle) and compared with itself:
 over the whole image and, where a ground-truth mask lies beside the photo, per category
-region. Writes results.md, results.csv, per_photo.csv and contact_sheet.png.
+region; over the whole set, the distribution of its colors (ab-histogram divergence) and
+the Fréchet Wavelet Distance of its outputs. ``--style`` evaluates the pipeline in that style.
+Writes results.md, results.csv, per_photo.csv, distribution.csv and contact_sheet.png.
 """
 
 from __future__ import annotations
@@ -14,14 +16,20 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from segcolor.commands import add_pipeline_arguments, check_pipeline_options
+from segcolor.commands import add_pipeline_arguments, add_style_argument, check_pipeline_options
 from segcolor.errors import SegcolorError
 from segcolor.io.atomic import refuse_overwriting_inputs
 from segcolor.paths import SHARED_ENV, portable_path
 
-HELP = "measure colorization quality against color photos (PSNR, SSIM, ΔE2000, AuC, ...)"
+HELP = "measure colorization quality against color photos (PSNR, ΔE2000, colorfulness, FWD, ...)"
 BASELINES = "gray,general,experts,merged,oracle"  # segcolor.evaluate.methods.DEFAULT_BASELINES
-OUTPUT_FILES = ("results.md", "results.csv", "per_photo.csv", "contact_sheet.png")
+OUTPUT_FILES = (
+    "results.md",
+    "results.csv",
+    "per_photo.csv",
+    "distribution.csv",
+    "contact_sheet.png",
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,6 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "-o", "--output", required=True, metavar="DIR", help="folder for the results (created)"
     )
     add_pipeline_arguments(parser)  # --pipeline, --device, --working-size, --vividness
+    add_style_argument(parser)  # --style: every method is evaluated in it
     parser.add_argument(
         "--general",
         metavar="CKPT",
@@ -147,6 +156,7 @@ def command_line(args: argparse.Namespace) -> str:
         ("--sheet-photos", args.sheet_photos),
         ("--working-size", args.working_size),
         ("--vividness", args.vividness),
+        ("--style", args.style),
         ("--device", None if args.device == "auto" else args.device),
         ("--threads", args.threads),
     ):
@@ -193,6 +203,7 @@ def run(args: argparse.Namespace) -> int:
         working_size=args.working_size,
         require_router=True,
         vividness=args.vividness,
+        style=args.style,
     )
     names = parse_methods(args.baselines, list(pipeline.experts))
     general = None
@@ -209,6 +220,7 @@ def run(args: argparse.Namespace) -> int:
             device=pipeline.device,
             working_size=pipeline.working_size,
             vividness=pipeline.vividness,  # every method at the same gain: a fair comparison
+            style=pipeline.style,  # and in the same style
         )
     methods = Methods(pipeline, names, general)
     results = evaluate(
@@ -227,7 +239,7 @@ def run(args: argparse.Namespace) -> int:
         f"command: `{command_line(args)}`",
         f"pipeline: {portable_path(source) if source != 'shipped' else source}; "
         f"general: {portable_path(general_path) if general else 'not evaluated'}; "
-        f"working size {pipeline.working_size}"
+        f"working size {pipeline.working_size}; style {pipeline.style}"
         + (f"; vividness {pipeline.vividness:g}" if pipeline.vividness != 1.0 else ""),
     ]
     files = write_results(results, out, context)

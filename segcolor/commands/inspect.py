@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from PIL import Image
 
-from segcolor.commands import add_pipeline_arguments, check_pipeline_options
+from segcolor.commands import add_pipeline_arguments, add_style_argument, check_pipeline_options
 from segcolor.errors import SegcolorError
 from segcolor.io.atomic import refuse_overwriting_inputs
 
@@ -44,7 +44,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="folder for the report (created; existing report files replaced)",
     )
+    parser.add_argument(
+        "--routing",
+        metavar="EDITS",
+        help="routing edits (JSON, as `segcolor serve` saves and `colorize --routing` replays): "
+        "the report shows the photo with them, its color hints drawn and listed",
+    )
     add_pipeline_arguments(parser)
+    add_style_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -55,6 +62,9 @@ def run(args: argparse.Namespace) -> int:
     check_pipeline_options(args)
     from segcolor.inspection import write_inspection
     from segcolor.pipeline import Pipeline  # heavy imports only when there is work to do
+    from segcolor.router.edits import RoutingEdits
+
+    edits = RoutingEdits.load(args.routing) if args.routing else None
 
     pipeline = Pipeline.load(
         args.pipeline,
@@ -62,10 +72,13 @@ def run(args: argparse.Namespace) -> int:
         working_size=args.working_size,
         require_router=True,
         vividness=args.vividness,
+        style=args.style,
     )
     if _is_video(Path(args.photo)):
+        if edits is not None:
+            raise SegcolorError("--routing edits are for one photo, not a video's timeline")
         return _inspect_video(pipeline, Path(args.photo), out)
-    files = write_inspection(pipeline, args.photo, out)
+    files = write_inspection(pipeline, args.photo, out, edits=edits)
     summary = _read_summary(files["routing"])
     print(f"{Path(args.photo).name}: {summary}")
     print(f"segcolor: report in {files['index']}", file=sys.stderr)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from segcolor.commands import add_pipeline_arguments, check_pipeline_options
+from segcolor.commands import add_pipeline_arguments, add_style_argument, check_pipeline_options
 from segcolor.errors import SegcolorError
 from segcolor.io.images import DEFAULT_MAX_PIXELS
 
@@ -20,6 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     add_pipeline_arguments(parser)
+    add_style_argument(parser)
     parser.add_argument(
         "--max-upload-mb", type=float, default=50.0, help="largest upload in MB (default 50)"
     )
@@ -61,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
         working_size=args.working_size,
         require_router=True,
         vividness=args.vividness,
+        style=args.style,
     )
     settings = StudioSettings(
         max_upload_bytes=int(args.max_upload_mb * (1 << 20)),

@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from segcolor.commands import add_vividness_argument, check_pipeline_options
+from segcolor.commands import add_style_argument, add_vividness_argument, check_pipeline_options
 from segcolor.errors import SegcolorError
 
 HELP = "colorize a black-and-white video (file or folder of frames), steady from frame to frame"
@@ -35,6 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--working-size", type=int, metavar="PX", help="short side at which color is predicted"
     )
     add_vividness_argument(parser)
+    add_style_argument(parser)
     parser.add_argument(
         "--threads",
         type=int,
@@ -157,6 +158,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         working_size=args.working_size,
         vividness=args.vividness,
+        style=args.style,
     )
     summary = colorize_video(pipeline, args.input, args.output, stabilizer, options)
     info = summary.info

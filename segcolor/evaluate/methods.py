@@ -5,7 +5,9 @@ expert on the whole photo; profile variants mixed by their classifier, as in the
 ``merged`` (the routed pipeline's real output) and ``oracle`` (the experts composited by the
 ground-truth mask, feathered exactly as the routed merge is: what merging would give with a
 perfect router). Each expert runs once per photo on the whole image;
-the experts-alone rows and the oracle are built from those outputs.
+the experts-alone rows and the oracle are built from those outputs. Every method answers in the
+pipeline's style and vividness; in the vivid style, whose color choice pools over the region an
+expert colors, the oracle runs each expert again with its mask region as that region.
 """
 
 from __future__ import annotations
@@ -71,6 +73,8 @@ class Methods:
             raise ValueError("the general model must run at the pipeline's working size")
         if general is not None and general.vividness != pipeline.vividness:
             raise ValueError("the general model must answer at the pipeline's vividness")
+        if general is not None and general.style != pipeline.style:
+            raise ValueError("the general model must answer in the pipeline's style")
         self.pipeline = pipeline
         self.general = general
         self.names = list(names)
@@ -93,13 +97,26 @@ class Methods:
         routing = self.pipeline.route_lab(lab) if set(self.names) - {"gray"} else None
         features = routing.feature_grid if routing is not None else None
 
-        def expert(name: str) -> torch.Tensor:
-            if name not in cache:
+        # the vivid style chooses a color per region: an expert alone colors the whole photo
+        whole = torch.ones_like(l_norm) if self.pipeline.style == "vivid" else None
+
+        def expert(name: str, region: torch.Tensor | None = None) -> torch.Tensor:
+            """The expert on the whole photo; ``region`` (1,1,h,w): where its answer is used,
+            for the vivid style's per-region choice (None: the whole photo)."""
+            key = name if region is None else f"{name} in its region"
+            if key not in cache:
                 mix = self._mix(name, lab, routing)
-                # at the pipeline's vividness, as the merge answers (and so the oracle too)
-                ab = self.pipeline.run_expert(name, l_norm, mix, features)
-                cache[name] = self.pipeline.vivid(ab)
-            return cache[name]
+                # in the pipeline's style and at its vividness, as the merge answers
+                ab = self.pipeline.run_expert(
+                    name,
+                    l_norm,
+                    mix,
+                    features,
+                    region=whole if region is None else region,
+                    style=self.pipeline.style,
+                )
+                cache[key] = self.pipeline.vivid(ab)
+            return cache[key]
 
         out: dict[str, torch.Tensor] = {}
         for method in self.names:
@@ -149,8 +166,10 @@ class Methods:
         weights = self.oracle_weights(mask, size).to(lab.l_small.device)
         present = [k for k in range(len(self.experts)) if bool(weights[k].any())]
         abs_full = torch.zeros(len(self.experts), 2, *size, device=weights.device)
+        vivid = self.pipeline.style == "vivid"  # its color choice pools over the mask region
         for k in present:
-            abs_full[k] = expert(self.experts[k])[0].to(weights.dtype)
+            region = weights[k][None, None] if vivid else None
+            abs_full[k] = expert(self.experts[k], region)[0].to(weights.dtype)
         patches = [p for p in full_patches(abs_full) if p.expert in present]
         sigma = feather_sigma(self.pipeline.merge.feather, size)
         ab, _ = composite(weights, patches, sigma, ramp=self.pipeline.margin(size) / 2)

@@ -20,6 +20,7 @@ import numpy as np
 from segcolor.io.atomic import atomic_write
 
 from .datasets import REGION_ORDER
+from .fwd import FWD_LEVEL, FWD_SIZE
 from .harness import IMAGE, MIN_REGION_SHARE, TRUTH, Results
 from .metrics import AUC_MAX, DELTA_E_GOOD, METRICS, PSNR_CAP
 
@@ -159,7 +160,8 @@ def distribution_rows(results: Results) -> list[tuple[str, str, float]]:
 
 
 def distribution_table(results: Results) -> list[str]:
-    """results.md's section on how the set's colors are distributed (a realism measure)."""
+    """results.md's section on how the set's outputs are distributed (realism measures): the
+    ab-histogram divergence per region and the Fréchet Wavelet Distance of whole images."""
     rows = distribution_rows(results)
     if not rows:
         return []
@@ -171,16 +173,24 @@ def distribution_table(results: Results) -> list[str]:
         "Jensen–Shannon divergence (×10³; 0 = the photos' own distribution, at most 693) between "
         "the ab histogram (10-unit bins) of every output pixel of the set and that of the "
         "photos, per region. Per-photo means cannot show this: muted answers have about the "
-        "right mean color and too narrow a spread.",
+        "right mean color and too narrow a spread. FWD: the Fréchet Wavelet Distance "
+        f"(Veeramacheneni et al. 2025; Haar packets of level {FWD_LEVEL}, whole images at "
+        f"{FWD_SIZE} × {FWD_SIZE} RGB) between the outputs and the same photos (0 = the same "
+        "statistics in every frequency band); a set measure, comparable between methods on the "
+        "same photos only.",
         "",
-        "| method | " + " | ".join(regions) + " |",
-        "|---|" + "--:|" * len(regions),
+        "| method | "
+        + " | ".join(f"JS {'whole' if r == IMAGE else r}" for r in regions)
+        + " | FWD ↓ |",
+        "|---|" + "--:|" * (len(regions) + 1),
     ]
     for method in results.methods:
         cells = [values.get((method, r), math.nan) for r in regions]
+        fwd = results.wavelet_distance(method)
         lines.append(
-            f"| {method} | " + " | ".join("–" if math.isnan(v) else f"{1e3 * v:.1f}" for v in cells)
-            + " |"
+            f"| {method} | "
+            + " | ".join("–" if math.isnan(v) else f"{1e3 * v:.1f}" for v in cells)
+            + f" | {'–' if math.isnan(fwd) else f'{fwd:.3f}'} |"
         )
     return [*lines, ""]
 
@@ -190,8 +200,9 @@ def _fmt(value: float) -> str:
 
 
 def write_results(results: Results, folder: Path, context: Sequence[str] = ()) -> dict[str, Path]:
-    """results.md, results.csv, per_photo.csv and distribution.csv (the set's ab-histogram
-    divergence per method and region) in ``folder`` (atomically)."""
+    """results.md, results.csv, per_photo.csv and distribution.csv (the set measures: the
+    ab-histogram divergence per method and region, FWD per method on whole images) in
+    ``folder`` (atomically)."""
     folder.mkdir(parents=True, exist_ok=True)
     files = {
         "markdown": folder / "results.md",
@@ -208,9 +219,10 @@ def write_results(results: Results, folder: Path, context: Sequence[str] = ()) -
             writer.writerow([r.photo, r.method, r.region, r.metric, _fmt(r.value)])
     with atomic_write(files["distribution"]) as tmp, tmp.open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["method", "region", "ab_js_divergence"])
+        writer.writerow(["method", "region", "ab_js_divergence", "fwd"])
         for method, region, value in distribution_rows(results):
-            writer.writerow([method, region, _fmt(value)])
+            fwd = results.wavelet_distance(method) if region == IMAGE else math.nan
+            writer.writerow([method, region, _fmt(value), _fmt(fwd)])
     index = _index(results)
     with atomic_write(files["per_photo"]) as tmp, tmp.open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)

@@ -12,8 +12,10 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from segcolor.experts.base import Expert, Head
+from segcolor.color.bins import NUM_BINS
+from segcolor.experts.base import HINT_CHANNELS, Expert, Head
 from segcolor.experts.registry import register_expert
+from segcolor.nets.resnet import STAGES
 from segcolor.nets.unet import Unet
 
 
@@ -26,6 +28,8 @@ class ResNet18UNet(Expert):
         temperature: float = 0.38,
         feature_channels: int = 0,
         feature_width: int = 64,
+        hint_channels: int = 0,
+        bins_head: bool = False,
     ) -> None:
         super().__init__(head=head, temperature=temperature)
         if not 2 <= depth <= 5 or len(decoder_channels) != depth:
@@ -45,15 +49,85 @@ class ResNet18UNet(Expert):
             # projection, then a residual 1x1 mix, so an untrained fusion starts near identity
             width = self.net.encoder.out_channels[3]
             self.fusion = SemanticFusion(feature_channels, feature_width, width)
+        if hint_channels not in (0, HINT_CHANNELS):
+            raise ValueError(f"hint_channels must be 0 or {HINT_CHANNELS}, got {hint_channels}")
+        self.hints = HintInputs(decoder_channels[-1]) if hint_channels else None
+        if bins_head and depth < 3:
+            raise ValueError(f"the 313-bin head reads the stride-4 decoder level; depth {depth}")
+        self.bins_level = depth - 3  # the decoder block whose output is at stride 4
+        self.bins = BinsHead(decoder_channels[self.bins_level]) if bins_head else None
+
+    def forward_heads(
+        self,
+        l_norm: torch.Tensor,
+        features: torch.Tensor | None = None,
+        hints: torch.Tensor | None = None,
+        bins: bool = True,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        encoder, decoder = self.net.encoder, self.net.decoder
+        stem = encoder.conv1(l_norm)
+        if self.hints is not None and hints is not None:
+            stem = stem + self.hints.early(hints)
+        levels = [l_norm, encoder.relu(encoder.bn1(stem))]
+        x = encoder.maxpool(levels[1]) if encoder.depth >= 2 else levels[1]
+        for name in STAGES[: encoder.depth - 1]:
+            x = getattr(encoder, name)(x)
+            levels.append(x)
+        if self.fusion is not None:
+            levels[3] = self.fusion(levels[3], features)
+        sizes = [f.shape[2:] for f in levels][::-1]
+        deep_first = levels[1:][::-1]
+        x, logits = deep_first[0], None
+        for i, block in enumerate(decoder.blocks):
+            skip = deep_first[i + 1] if i + 1 < len(deep_first) else None
+            x = block(x, sizes[i + 1], skip)
+            if i == self.bins_level and self.bins is not None and bins:
+                logits = self.bins(x)
+        if self.hints is not None and hints is not None:
+            x = x + self.hints.late(hints)
+        return self.net.segmentation_head(x), logits
 
     def forward_raw(
-        self, l_norm: torch.Tensor, features: torch.Tensor | None = None
+        self,
+        l_norm: torch.Tensor,
+        features: torch.Tensor | None = None,
+        hints: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        if self.fusion is None:
+        if self.fusion is None and self.hints is None and self.bins is None:
             return self.net(l_norm)
-        levels = list(self.net.encoder(l_norm))
-        levels[3] = self.fusion(levels[3], features)
-        return self.net.segmentation_head(self.net.decoder(levels))
+        return self.forward_heads(l_norm, features, hints, bins=False)[0]
+
+
+class HintInputs(nn.Module):
+    """Color hints (normalised a, b and a mask, zero where there is no hint) into the network
+    twice: at the stem, so the trunk can spread a hint over its region, and just before the
+    output, so a hint's own pixels can take its color exactly. Both start at zero: an expert
+    fine-tuned from one without hints begins by giving the very same answer."""
+
+    def __init__(self, decoder_channels: int) -> None:
+        super().__init__()
+        self.early = nn.Conv2d(HINT_CHANNELS, 64, kernel_size=7, stride=2, padding=3, bias=False)
+        self.late = nn.Conv2d(HINT_CHANNELS, decoder_channels, 3, padding=1, bias=False)
+        nn.init.zeros_(self.early.weight)
+        nn.init.zeros_(self.late.weight)
+
+
+class BinsHead(nn.Module):
+    """The vivid style's head: a distribution over the 313 ab bins at output stride 4, read
+    from the first decoder level. Its input is detached, so training it leaves every weight
+    of the faithful answer as it was (the faithful style's quality cannot move)."""
+
+    def __init__(self, channels: int, width: int = 128) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, width, 3, padding=1, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(width, NUM_BINS, 1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x.detach())
 
 
 class SemanticFusion(nn.Module):
@@ -99,6 +173,21 @@ def resnet18_unet(**cfg) -> Expert:
 def resnet18_unet_semantic(**cfg) -> Expert:
     """The default expert plus the router's semantic features (DeepLab ASPP, 256 channels)
     fused at output stride 8: a pretrained prior for a trunk trained from scratch."""
+    return ResNet18UNet(**cfg)
+
+
+@register_expert(
+    "resnet18_unet_hints",
+    depth=3,
+    decoder_channels=[64, 32, 16],
+    head="regression",
+    feature_channels=256,
+    hint_channels=HINT_CHANNELS,
+    bins_head=True,
+)
+def resnet18_unet_hints(**cfg) -> Expert:
+    """The semantic expert that also takes color hints and has the vivid style's 313-bin
+    head (the shipped experts since round 3); one file serves both styles."""
     return ResNet18UNet(**cfg)
 
 

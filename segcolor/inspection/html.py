@@ -101,6 +101,43 @@ def _profiles_section(
     return parts
 
 
+def _hints_section(hints: Sequence[Mapping[str, Any]], colors: Mapping[str, str]) -> list[str]:
+    """The color hints of the routing edits, numbered as on the overlay."""
+    if not hints:
+        return []
+    esc = html.escape
+    parts = [
+        "<h2>Color hints</h2>",
+        "<p>Colors a person gave (routing edits), numbered as on the overlay: each hint's a, b "
+        "go to the experts of the categories under it, at the photo's own lightness.</p>",
+        "<table><tr><th>#</th><th>color</th><th>kind</th><th>where (photo px)</th>"
+        "<th>size (px)</th><th>categories under it</th></tr>",
+    ]
+    for hint in hints:
+        color = esc(str(hint["color"]))
+        if hint["kind"] == "point":
+            where = f"({float(hint['x']):g}, {float(hint['y']):g})"
+        else:
+            points = hint["points"]
+            (x0, y0), (x1, y1) = points[0], points[-1]
+            where = f"({x0:g}, {y0:g}) to ({x1:g}, {y1:g}), {len(points)} points"
+        what = "radius" if hint["kind"] == "point" else "width"
+        size = f"{what} {float(hint['size_px']):g}" + (
+            " (default)" if hint.get("size_is_default") else ""
+        )
+        under = ", ".join(
+            f'<span class="swatch" style="background:{esc(colors.get(c, "#888"))}"></span>{esc(c)}'
+            for c in hint.get("categories", [])
+        )
+        parts.append(
+            f'<tr><td class="num">{int(hint["index"])}</td><td><span class="swatch" '
+            f'style="background:{color}"></span>{color}</td><td>{esc(str(hint["kind"]))}</td>'
+            f"<td>{esc(where)}</td><td>{esc(size)}</td><td>{under or '-'}</td></tr>"
+        )
+    parts.append("</table>")
+    return parts
+
+
 def render_index(
     title: str,
     summary: str,
@@ -110,10 +147,12 @@ def render_index(
     colors: Mapping[str, str],
     settings: Mapping[str, Any],
     profiles: Mapping[str, Mapping[str, Any]] | None = None,
+    hints: Sequence[Mapping[str, Any]] = (),
 ) -> str:
-    """The page: photo / overlay / result, the color profiles of profiled experts, each expert
-    alone with its weight map, the regions table (with each region's dominant colors) and the
-    settings used. Captions are escaped here; pass plain text."""
+    """The page: photo / overlay / result, the color hints given (``write.hint_rows``), the
+    color profiles of profiled experts, each expert alone with its weight map, the regions
+    table (with each region's dominant colors) and the settings used. Captions are escaped
+    here; pass plain text."""
     esc = html.escape
     parts = [
         "<!DOCTYPE html>",
@@ -125,6 +164,7 @@ def render_index(
         '<div class="grid">',
         *(_figure(img, esc(cap), alt) for alt, img, cap in main_images),
         "</div>",
+        *_hints_section(hints, colors),
         *_profiles_section(profiles or {}, colors),
         "<h2>Experts</h2>",
         "<p>Each expert alone on the whole photo, and the weight it gets in the result "

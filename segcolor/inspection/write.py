@@ -7,6 +7,10 @@ and ``index.html``, a single self-contained page showing all of it.
 
 Each region also gets the dominant colors (MPEG-7 DCD) of the result within it, and a category
 whose expert has color-profile variants shows P(profile | photo) and the variants mixed.
+
+Given routing edits with color hints, the overlay shows each hint where it was placed (a dot or
+a stroke in its color, outlined, numbered) and the page and routing.json list them with the
+category each lies in: what the person asked for, beside what the experts made of it.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from segcolor.inspection.html import render_index
 from segcolor.io.atomic import atomic_write
 from segcolor.io.images import load_image
 from segcolor.pipeline import Analysis, Pipeline
+from segcolor.router.edits import RoutingEdits
+from segcolor.router.hints import default_radius, draw_hints
 from segcolor.router.overlay import category_colors, preview_size, region_colors, render_overlay
 from segcolor.router.routing import Routing
 
@@ -40,6 +46,7 @@ def _settings(pipeline: Pipeline) -> dict[str, Any]:
         "device": str(pipeline.device),
         "working_size": pipeline.working_size,
         "vividness": pipeline.vividness,
+        "style": pipeline.style,
     }
     config = pipeline.config
     if config is not None:
@@ -91,11 +98,49 @@ def _legend(analysis: Analysis, expert_of: dict[str, str]) -> list[tuple[str, st
     return rows
 
 
-def write_inspection(pipeline: Pipeline, photo: str | Path, out_dir: str | Path) -> dict[str, Path]:
-    """Analyse ``photo`` and write the report files; returns them by role."""
+def hint_rows(routing: Routing, edits: RoutingEdits | None) -> list[dict[str, Any]]:
+    """The edits' color hints as listed in the report: each as in the edits file, with its
+    index, kind, size in photo pixels (its own or the default) and the categories under it."""
+    if edits is None or not edits.hints:
+        return []
+    height, width = routing.working_size
+    fallback = default_radius(routing.size, routing.working_size)
+    rows = []
+    for i, hint in enumerate(edits.hints):
+        under = []
+        for x, y in hint.points:
+            row = min(height - 1, int(y * height / routing.size[0]))
+            col = min(width - 1, int(x * width / routing.size[1]))
+            name = routing.categories[int(routing.category_map_small[row, col])]
+            if name not in under:
+                under.append(name)
+        size = hint.size if hint.size is not None else fallback * (1 if hint.is_point else 2)
+        rows.append(
+            {
+                "index": i,
+                "kind": "point" if hint.is_point else "stroke",
+                **hint.to_dict(),
+                "size_px": round(size, 2),
+                "size_is_default": hint.size is None,
+                "categories": under,
+            }
+        )
+    return rows
+
+
+def write_inspection(
+    pipeline: Pipeline,
+    photo: str | Path,
+    out_dir: str | Path,
+    edits: RoutingEdits | None = None,
+) -> dict[str, Path]:
+    """Analyse ``photo`` (with routing ``edits``, as ``colorize --routing`` applies them) and
+    write the report files; returns them by role."""
     photo, out_dir = Path(photo), Path(out_dir)
     image = load_image(photo)
-    analysis = pipeline.analyze(image.rgb)  # raises for a single-expert pipeline: no routing
+    edits = None if edits is None or edits.empty else edits
+    # raises for a single-expert pipeline: no routing
+    analysis = pipeline.analyze(image.rgb, edits=edits)
     assert pipeline.router is not None
     routing = analysis.routing
     height, width = analysis.gray.shape
@@ -114,6 +159,8 @@ def write_inspection(pipeline: Pipeline, photo: str | Path, out_dir: str | Path)
         colors,
         _legend(analysis, pipeline.router.expert_of) + profile_legend(routing),
     )
+    if edits is not None:
+        draw_hints(overlay, edits.hints, (height, width), routing.working_size)
     files["overlay"] = _save_png(out_dir / "overlay.png", overlay)
     result = Image.fromarray(analysis.colorized, "RGB")
     files["colorized"] = _save_png(out_dir / "colorized.png", result)
@@ -137,7 +184,11 @@ def write_inspection(pipeline: Pipeline, photo: str | Path, out_dir: str | Path)
             )
         )
 
-    report = {"image": str(photo), **routing.to_dict(), "settings": _settings(pipeline)}
+    hints = hint_rows(routing, edits)
+    settings = _settings(pipeline) | {"style": pipeline.style_for(edits)}
+    report = {"image": str(photo), **routing.to_dict(), "settings": settings}
+    if hints:
+        report["hints"] = hints
     for entry in report["experts"]:
         entry["mean_weight_after_merge"] = round(mean_weights[entry["category"]], 4)
         if pipeline.config is not None:
@@ -169,14 +220,20 @@ def write_inspection(pipeline: Pipeline, photo: str | Path, out_dir: str | Path)
                 Image.fromarray(analysis.gray),
                 f"input as the pipeline sees it ({width}x{height})",
             ),
-            ("categories overlay", overlay, "categories found (legend below the photo)"),
+            (
+                "categories overlay",
+                overlay,
+                "categories found (legend below the photo)"
+                + (f"; {len(hints)} color hint(s), numbered" if hints else ""),
+            ),
             ("colorized result", result, "result: experts merged by their weights"),
         ],
         expert_images=experts,
         regions=report["regions"],
         colors=colors,
-        settings={"image": photo, **_settings(pipeline)},
+        settings={"image": photo, **settings},
         profiles=report.get("profiles", {}),
+        hints=hints,
     )
     with atomic_write(out_dir / "index.html") as tmp:
         tmp.write_text(page, encoding="utf-8")

@@ -24,6 +24,7 @@ import torch
 
 from segcolor.color.lab import AB_SCALE, lab_to_rgb, normalize_l
 from segcolor.color.recombine import recombine_bands
+from segcolor.color.vivid import VividOptions
 from segcolor.device import preferred_memory_format, select_device
 from segcolor.errors import ConfigError, SegcolorError, WeightsNotFoundError
 from segcolor.experts import Expert, load_expert
@@ -33,13 +34,16 @@ from segcolor.pipeline.lab_image import LabImage, as_float_rgb, to_uint8
 from segcolor.pipeline.stages import Colorized, Semantics, StageHooks
 from segcolor.pipeline_config import (
     DEFAULT_SEGMENTER,
+    DEFAULT_STYLE,
     DEFAULT_VIVIDNESS,
     DEFAULT_WORKING_SIZE,
     MergeOptions,
     PipelineConfig,
     load_pipeline_config,
+    style_problem,
 )
 from segcolor.router.edits import RoutingEdits
+from segcolor.router.hints import hint_map
 from segcolor.router.router import Router
 from segcolor.router.routing import Routing
 from segcolor.router.segmenters import create_segmenter
@@ -81,9 +85,18 @@ class Pipeline:
         config: PipelineConfig | None = None,
         feature_source: torch.nn.Module | None = None,
         vividness: float = DEFAULT_VIVIDNESS,
+        style: str = DEFAULT_STYLE,
+        vivid: VividOptions | None = None,
     ) -> None:
         if (expert is None) == (router is None):
             raise ValueError("give either one expert, or a router and its experts")
+        problem = style_problem(style)
+        if problem:
+            raise ConfigError(f"style {problem}")
+        # faithful: the experts' regression; vivid: colors chosen per region from their
+        # 313-bin heads (segcolor.color.vivid); experts without that head answer faithfully
+        self.style = style
+        self.vivid_options = vivid or (config.vivid if config is not None else VividOptions())
         self.device = select_device(device)
         self.working_size = working_size
         # a chroma gain on every answer: colors the user finds muted (or loud) without
@@ -121,6 +134,7 @@ class Pipeline:
         *,
         features: bool = True,
         vividness: float = DEFAULT_VIVIDNESS,
+        style: str = DEFAULT_STYLE,
     ) -> Pipeline:
         """One expert for every pixel. An expert that takes the router's semantic features gets
         them from the default segmenter; without its weights (or with ``features=False``) it
@@ -143,6 +157,7 @@ class Pipeline:
             working_size=working_size,
             feature_source=source,
             vividness=vividness,
+            style=style,
         )
 
     @classmethod
@@ -152,9 +167,10 @@ class Pipeline:
         device: torch.device | str | None = None,
         working_size: int | None = None,
         vividness: float | None = None,
+        style: str | None = None,
     ) -> Pipeline:
         """Build the routed pipeline a YAML describes (``configs/pipeline.yaml`` documents it);
-        ``working_size`` and ``vividness`` None keep the YAML's."""
+        ``working_size``, ``vividness`` and ``style`` None keep the YAML's."""
         config = load_pipeline_config(path)
         segmenter = create_segmenter(
             config.segmenter, weights=config.segmenter_weights, gray_head=config.segmenter_head
@@ -173,6 +189,7 @@ class Pipeline:
             merge=config.merge,
             config=config,
             vividness=config.vividness if vividness is None else vividness,
+            style=config.style if style is None else style,
         )
 
     @classmethod
@@ -183,6 +200,7 @@ class Pipeline:
         *,
         require_router: bool = False,
         vividness: float | None = None,
+        style: str | None = None,
     ) -> Pipeline:
         """The shipped pipeline: the segmenter routes regions to the shipped experts.
 
@@ -199,7 +217,11 @@ class Pipeline:
             )
         try:
             return cls.from_config(
-                DEFAULT_PIPELINE, device=device, working_size=working_size, vividness=vividness
+                DEFAULT_PIPELINE,
+                device=device,
+                working_size=working_size,
+                vividness=vividness,
+                style=style,
             )
         except WeightsNotFoundError as err:
             if require_router:
@@ -216,6 +238,7 @@ class Pipeline:
                 working_size=working_size or config.working_size,
                 features=False,
                 vividness=config.vividness if vividness is None else vividness,
+                style=config.style if style is None else style,
             )
 
     @classmethod
@@ -228,19 +251,28 @@ class Pipeline:
         working_size: int | None = None,
         require_router: bool = False,
         vividness: float | None = None,
+        style: str | None = None,
     ) -> Pipeline:
         """The pipeline a command line names: a YAML, else one expert, else the shipped one
-        (``require_router``: see ``default``). ``working_size`` and ``vividness`` None keep
-        the YAML's."""
+        (``require_router``: see ``default``). ``working_size``, ``vividness`` and ``style``
+        None keep the YAML's."""
         if config:
             return cls.from_config(
-                config, device=device, working_size=working_size, vividness=vividness
+                config, device=device, working_size=working_size, vividness=vividness, style=style
             )
         if expert:
             size = working_size or DEFAULT_WORKING_SIZE
             gain = DEFAULT_VIVIDNESS if vividness is None else vividness
-            return cls.from_expert(expert, device=device, working_size=size, vividness=gain)
-        return cls.default(device, working_size, require_router=require_router, vividness=vividness)
+            return cls.from_expert(
+                expert,
+                device=device,
+                working_size=size,
+                vividness=gain,
+                style=style or DEFAULT_STYLE,
+            )
+        return cls.default(
+            device, working_size, require_router=require_router, vividness=vividness, style=style
+        )
 
     @property
     def routed(self) -> bool:
@@ -305,7 +337,7 @@ class Pipeline:
         return self.route_probs(lab, semantics.probs, semantics.features, edits)
 
     def _check_edits(self, edits: RoutingEdits | None) -> None:
-        if edits is not None and self.router is None:
+        if edits is not None and edits.routes and self.router is None:
             raise SegcolorError("routing edits need a routed pipeline (one expert has no routing)")
 
     @torch.inference_mode()
@@ -338,24 +370,29 @@ class Pipeline:
         l_norm: torch.Tensor,
         mix: Sequence[float] | None = None,
         features: torch.Tensor | None = None,
+        hints: torch.Tensor | None = None,
+        region: torch.Tensor | None = None,
+        style: str = DEFAULT_STYLE,
     ) -> torch.Tensor:
         """A category's expert (several checkpoints: the mean of their ab) -> ab in Lab units.
 
         ``mix`` weights the checkpoints instead (profile variants: ``Routing.mix(name)``);
         checkpoints of weight 0 are not run. ``features``: the router's, on the stride-8 grid
-        of ``l_norm`` (``Routing.feature_grid``), for experts that take them.
+        of ``l_norm`` (``Routing.feature_grid``), for experts that take them. ``hints``
+        (B,3,h,w): color hints, for experts that take them; ``style``: faithful or vivid, whose
+        color choice pools over ``region`` (B,1,h,w: where this expert's answer is used).
         """
         models = self.experts[name]
-        if mix is not None:
-            used = [(m, w) for m, w in zip(models, mix, strict=True) if w > 0]
-            total = used[0][0](l_norm, features) * used[0][1]
-            for model, weight in used[1:]:
-                total = total + model(l_norm, features) * weight
-            return total * (AB_SCALE / sum(w for _, w in used))
-        total = models[0](l_norm, features)
-        for model in models[1:]:
-            total = total + model(l_norm, features)
-        return total * (AB_SCALE / len(models))
+
+        def answer(model: Expert) -> torch.Tensor:
+            return model(l_norm, features, hints, style, region, self.vivid_options)
+
+        weights = [1.0] * len(models) if mix is None else list(mix)
+        used = [(m, w) for m, w in zip(models, weights, strict=True) if w > 0]
+        total = answer(used[0][0]) * used[0][1]
+        for model, weight in used[1:]:
+            total = total + answer(model) * weight
+        return total * (AB_SCALE / sum(w for _, w in used))
 
     def expert_patches(
         self, lab: LabImage, routing: Routing, cache: PatchCache | None = None
@@ -368,6 +405,9 @@ class Pipeline:
         l_norm = normalize_l(lab.l_small)
         size = tuple(l_norm.shape[-2:])
         margin = self.margin(size)
+        style = self.style_for(routing.edits)
+        hints = self.hints_for(lab, routing.edits)
+        regions = routing.expert_weights_small.to(self.device) if style == "vivid" else None
         patches: list[Patch] = []
         for index, name in enumerate(routing.experts):
             multiple = max(m.size_multiple for m in self.experts[name])
@@ -377,20 +417,25 @@ class Pipeline:
                 for batch in plan_crops(group, size, margin, multiple)
             ]
             mix = routing.mix(name)
+            region = None if regions is None else regions[index][None, None]
             for batch in batches:
-                key = (name, None if mix is None else tuple(mix), tuple(batch))
+                key = (name, None if mix is None else tuple(mix), tuple(batch), style)
+                key += (_hints_key(hints, batch),)
                 if cache is not None and key in cache:
                     patches += [
                         Patch(index, box, ab) for box, ab in zip(batch, cache[key], strict=True)
                     ]
                     continue
                 ran = run_on_crops(
-                    lambda x, f=None, name=name, mix=mix: self.run_expert(name, x, mix, f),
+                    lambda x, f=None, name=name, mix=mix, **maps: self.run_expert(
+                        name, x, mix, f, style=style, **maps
+                    ),
                     l_norm,
                     [batch],
                     index,
                     features=routing.feature_grid,
                     stride=FEATURE_STRIDE,
+                    maps={"hints": hints, "region": region},
                 )
                 if cache is not None:
                     cache[key] = torch.stack([p.ab for p in ran])
@@ -409,6 +454,18 @@ class Pipeline:
         sigma = feather_sigma(self.merge.feather, size)
         ab, used = composite(weights, patches, sigma, ramp=self.margin(size) / 2)
         return self.vivid(ab[None], routing.edits), used
+
+    def style_for(self, edits: RoutingEdits | None = None) -> str:
+        """The style a photo gets: its own if its edits give one, else the pipeline's."""
+        if edits is not None and edits.style is not None:
+            return edits.style
+        return self.style
+
+    def hints_for(self, lab: LabImage, edits: RoutingEdits | None) -> torch.Tensor | None:
+        """The edits' color hints at the working size (1,3,h,w), or None."""
+        if edits is None or not edits.hints:
+            return None
+        return hint_map(edits.hints, lab.size, tuple(lab.l_small.shape[-2:]), self.device)
 
     def vividness_for(self, edits: RoutingEdits | None = None) -> float:
         """The chroma gain a photo gets: its own if its edits give one, else the pipeline's."""
@@ -445,7 +502,11 @@ class Pipeline:
             assert self.expert is not None
             if features is None and self.expert.uses_features:
                 features = self.single_features(lab)
-            return self.vivid(self.expert(normalize_l(lab.l_small), features) * AB_SCALE)
+            hints, style = self.hints_for(lab, edits), self.style_for(edits)
+            ab = self.expert(
+                normalize_l(lab.l_small), features, hints, style, None, self.vivid_options
+            )
+            return self.vivid(ab * AB_SCALE, edits)
         return self.merge_routed(lab, self.route_lab(lab, edits))[0]
 
     @torch.inference_mode()
@@ -454,12 +515,14 @@ class Pipeline:
         lab: LabImage,
         routing: Routing | None = None,
         cache: PatchCache | None = None,
+        edits: RoutingEdits | None = None,
     ) -> torch.Tensor:
         """The predict stage: ab (1,2,h,w) at the working resolution, in Lab units, at the
-        pipeline's (or the routing's edits') vividness: the routed experts composited, or the
-        single expert. ``cache``: see ``expert_patches``."""
+        pipeline's (or the routing's edits') vividness and style: the routed experts
+        composited, or the single expert (``edits``: its hints, style and vividness).
+        ``cache``: see ``expert_patches``."""
         if self.router is None:
-            return self.predict_ab(lab)
+            return self.predict_ab(lab, edits=edits)
         if routing is None:
             raise SegcolorError("a routed pipeline predicts from a routing")
         return self.merge_routed(lab, routing, cache)[0]
@@ -493,7 +556,7 @@ class Pipeline:
             routing = hooks.on_routing(lab, self.route_semantics(lab, semantics, edits))
         if not predict:
             return Colorized(lab, semantics, routing, None, None)
-        ab = hooks.on_colors(lab, self.predict(lab, routing, cache))
+        ab = hooks.on_colors(lab, self.predict(lab, routing, cache, edits))
         rgb = self.to_rgb(lab, ab, dtype) if render else None
         return Colorized(lab, semantics, routing, ab, rgb)
 
@@ -553,11 +616,26 @@ class Pipeline:
             colorized=to_uint8(self._to_rgb(lab, ab)),
         )
         l_norm = normalize_l(lab.l_small)
+        hints, style = self.hints_for(lab, routing.edits), self.style_for(routing.edits)
         for index, name in enumerate(routing.experts):
             analysis.merge_weights[name] = used[index].float().cpu().numpy()
-            if expert_images:
-                alone = self.run_expert(name, l_norm, routing.mix(name), routing.feature_grid)
+            if expert_images:  # the expert over the whole photo, with the hints and style
+                region = used[index][None, None] if style == "vivid" else None
+                alone = self.run_expert(
+                    name, l_norm, routing.mix(name), routing.feature_grid, hints, region, style
+                )
                 analysis.expert_images[name] = to_uint8(
                     self._to_rgb(lab, self.vivid(alone, routing.edits))
                 )
         return analysis
+
+
+def _hints_key(hints: torch.Tensor | None, batch: Sequence[tuple[int, int, int, int]]) -> bytes:
+    """What of ``hints`` lies in a batch's crops (part of the patch cache's key): a new hint
+    reruns only the experts whose crops hold it."""
+    if hints is None:
+        return b""
+    parts = [hints[..., y0:y1, x0:x1] for x0, y0, x1, y1 in batch]
+    if not any(bool(p[:, 2].any()) for p in parts):
+        return b""
+    return b"".join(p.cpu().numpy().tobytes() for p in parts)

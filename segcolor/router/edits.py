@@ -10,9 +10,11 @@ spreads and normalises the weights), so the merge uses the corrected weights:
   0s) or a base64 PNG (non-zero = painted); masks of another size are stretched over the photo;
 - ``profiles``: a profiled category's expert runs one variant only (``{"places": "cold-blue"}``).
 
-And one that is not about routing but about the same photo: ``vividness``, its chroma gain (the
-pipeline's ``vividness`` for this photo only: a person who remembers a vivid scene, or a faded
-one, knows what no model reading the gray photo can).
+And three that are not about routing but about the same photo, each knowing what no model
+reading the gray photo can: ``vividness``, its chroma gain (the pipeline's ``vividness`` for this
+photo only: a person who remembers a vivid scene, or a faded one); ``style`` ("faithful" or
+"vivid", the pipeline's ``style`` for this photo only); and ``hints``, colors of points and
+strokes ("this coat is red": ``segcolor.router.hints``), which go to the experts of their regions.
 
 A file looks like::
 
@@ -20,7 +22,9 @@ A file looks like::
      "reassign": [{"region": 2, "category": "people"}],
      "paint": [{"category": "animals", "polygon": [[10, 10], [80, 12], [60, 90]]}],
      "profiles": {"places": "cold-blue"},
-     "vividness": 1.3}
+     "vividness": 1.3,
+     "style": "vivid",
+     "hints": [{"x": 120, "y": 64, "color": "#b02a20"}]}
 
 Nothing here knows about the pipeline: arrays and names in, arrays out. Mistakes (an unknown
 category, a region the photo does not have, a malformed mask) raise ``EditsError``, one line.
@@ -39,18 +43,15 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, UnidentifiedImageError
 
-from segcolor.errors import SegcolorError
+from segcolor.errors import EditsError
 from segcolor.io.atomic import atomic_write
-from segcolor.pipeline_config import vividness_problem
+from segcolor.pipeline_config import style_problem, vividness_problem
+from segcolor.router.hints import MAX_HINTS, Hint, parse_hints
 
 VERSION = 1
-_KEYS = {"version", "reassign", "paint", "profiles", "vividness"}
+_KEYS = {"version", "reassign", "paint", "profiles", "vividness", "style", "hints"}
 _MAX_MASK_SIDE = 8192  # a rough mask needs no more; bounds what a JSON file can make us allocate
 _MAX_POLYGON_POINTS = 10_000
-
-
-class EditsError(SegcolorError):
-    """Routing edits that are malformed or do not fit the photo / pipeline."""
 
 
 @dataclass(frozen=True)
@@ -101,15 +102,17 @@ class RoutingEdits:
     paint: tuple[Paint, ...] = ()
     profiles: Mapping[str, str] = field(default_factory=dict, hash=False)
     vividness: float | None = None  # None: the pipeline's
+    style: str | None = None  # None: the pipeline's
+    hints: tuple[Hint, ...] = ()
 
     @property
     def routes(self) -> bool:
-        """Whether the edits change the routing (vividness alone does not)."""
+        """Whether the edits change the routing (vividness, style and hints do not)."""
         return bool(self.reassign or self.paint or self.profiles)
 
     @property
     def empty(self) -> bool:
-        return not self.routes and self.vividness is None
+        return not self.routes and self.vividness is None and self.style is None and not self.hints
 
     @property
     def categories(self) -> set[str]:
@@ -124,6 +127,8 @@ class RoutingEdits:
             "paint": [p.to_dict() for p in self.paint],
             "profiles": dict(self.profiles),
             **({"vividness": self.vividness} if self.vividness is not None else {}),
+            **({"style": self.style} if self.style is not None else {}),
+            **({"hints": [h.to_dict() for h in self.hints]} if self.hints else {}),
         }
 
     def to_json(self) -> str:
@@ -181,11 +186,17 @@ class RoutingEdits:
         problem = None if vividness is None else vividness_problem(vividness)
         if problem:
             raise EditsError(f'"vividness" {problem}')
+        style = data.get("style")
+        problem = None if style is None else style_problem(style)
+        if problem:
+            raise EditsError(f'"style" {problem}')
         return cls(
             reassign=reassign,
             paint=paint,
             profiles=dict(profiles),
             vividness=None if vividness is None else float(vividness),
+            style=style,
+            hints=parse_hints(data.get("hints")),
         )
 
     def check(
@@ -218,6 +229,28 @@ class RoutingEdits:
         if variant is not None:
             profiles[category] = variant
         return replace(self, profiles=profiles)
+
+    def with_hint(self, hint: Hint) -> RoutingEdits:
+        """These edits with one more color hint (drawn over the earlier ones)."""
+        if len(self.hints) >= MAX_HINTS:
+            raise EditsError(f"too many hints: at most {MAX_HINTS}")
+        return replace(self, hints=self.hints + (hint,))
+
+    def without_hint(self, index: int) -> RoutingEdits:
+        """These edits without hint ``index`` (the later ones move up by one)."""
+        if not 0 <= index < len(self.hints):
+            have = f"0-{len(self.hints) - 1}" if self.hints else "none"
+            raise EditsError(
+                f"no hint {index} in these edits (they have {len(self.hints)}: {have})"
+            )
+        return replace(self, hints=self.hints[:index] + self.hints[index + 1 :])
+
+    def with_style(self, style: str | None) -> RoutingEdits:
+        """These edits with the photo's own style (None: the pipeline's)."""
+        problem = None if style is None else style_problem(style)
+        if problem:
+            raise EditsError(f'"style" {problem}')
+        return replace(self, style=style)
 
 
 def apply_edits(

@@ -34,6 +34,7 @@ from segcolor.errors import SegcolorError
 from segcolor.io.images import DEFAULT_MAX_PIXELS, load_image
 from segcolor.pipeline import Pipeline
 from segcolor.router.edits import RoutingEdits
+from segcolor.router.hints import parse_hint
 from segcolor.studio.session import PhotoSession, SessionStore, png_bytes
 
 STATIC = Path(__file__).parent / "static"
@@ -51,9 +52,18 @@ _EDITS_BODY = {
         "required": True,
         "content": {"application/json": {"schema": {"type": "object"}}},
         "description": "routing edits: {reassign: [{region, category}], paint: [{category, "
-        "polygon | rle | mask_png}], profiles: {category: variant}}",
+        "polygon | rle | mask_png}], profiles: {category: variant}, vividness, style, hints}",
     }
 }
+_HINT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"type": "object"}}},
+        "description": 'one color hint, in photo pixels: a point {"x", "y", "color": "#rrggbb", '
+        '"radius"?} or a stroke {"points": [[x, y], ...], "color", "width"?}',
+    }
+}
+MAX_HINT_BYTES = 256 << 10  # a stroke of 2,000 points
 
 
 @dataclass
@@ -196,9 +206,16 @@ def create_app(
     def apply(session: PhotoSession, edits: RoutingEdits) -> dict[str, Any]:
         try:
             session.render(edits)
-        except SegcolorError as err:  # e.g. a region this photo does not have
+        except SegcolorError as err:  # e.g. a region this photo does not have, a hint outside
             raise HTTPException(400, str(err)) from None
         return session.describe()
+
+    def edited(function, *args) -> RoutingEdits:
+        """``function(*args)`` -> new edits; a mistake in them is a one-line 400."""
+        try:
+            return function(*args)
+        except SegcolorError as err:
+            raise HTTPException(400, str(err)) from None
 
     def attachment(name: str) -> dict[str, str]:
         return {"Content-Disposition": f'attachment; filename="{name}"'}
@@ -300,6 +317,57 @@ def create_app(
         session = session_of(photo_id)
         edits = parse_edits(await read_body(request, MAX_EDITS_BYTES, "edits"))
         return await busy.run(apply, session, edits)
+
+    @app.post(
+        "/api/photos/{photo_id}/hints",
+        summary="Add a color hint",
+        description="The hint's a, b go to the experts of the regions it lies in; only the "
+        'experts whose crops hold it run again. Saved in the edits ("hints").',
+        openapi_extra=_HINT_BODY,
+    )
+    async def add_hint(photo_id: str, request: Request) -> Any:
+        session = session_of(photo_id)
+        body = await read_body(request, MAX_HINT_BYTES, "hint")
+        try:
+            raw = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            raise HTTPException(400, "the hint is not valid JSON") from None
+        hint = edited(parse_hint, len(session.edits.hints), raw)
+        # the edits are read when the work runs: hints sent at once all count
+        return await busy.run(lambda: apply(session, edited(session.edits.with_hint, hint)))
+
+    @app.delete("/api/photos/{photo_id}/hints/{index}", summary="Remove a color hint")
+    async def remove_hint(photo_id: str, index: int) -> Any:
+        session = session_of(photo_id)
+
+        def work() -> dict[str, Any]:
+            count = len(session.edits.hints)
+            if not 0 <= index < count:
+                raise HTTPException(404, f"no hint {index} (this photo has {count})")
+            return apply(session, session.edits.without_hint(index))
+
+        return await busy.run(work)
+
+    @app.put(
+        "/api/photos/{photo_id}/style",
+        summary="Set the photo's style: faithful or vivid (empty: the pipeline's)",
+    )
+    async def put_style(photo_id: str, style: str = Query(..., max_length=40)) -> Any:
+        session = session_of(photo_id)
+        return await busy.run(
+            lambda: apply(session, edited(session.edits.with_style, style or None))
+        )
+
+    @app.post("/api/photos/{photo_id}/undo", summary="Undo the last change of edits")
+    async def undo(photo_id: str) -> Any:
+        session = session_of(photo_id)
+
+        def work() -> dict[str, Any]:
+            if not session.undo():
+                raise HTTPException(409, "nothing to undo")
+            return session.describe()
+
+        return await busy.run(work)
 
     @app.get("/api/photos/{photo_id}/edits.json", summary="Download the edits")
     def get_edits(photo_id: str) -> Response:

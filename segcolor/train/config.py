@@ -29,6 +29,9 @@ DEFAULTS: dict[str, Any] = {
         "saturation_boost": 0.0,  # targets' chroma *= 1 + boost (seed 001)
         "max_images": None,  # cap on the photos (a stable hash-picked subset), for quick runs
         "routing": None,  # train as the router routes: see ROUTING_DEFAULTS
+        # experts that take color hints (resnet18_unet_hints): how hints are drawn from the
+        # photo (segcolor.train.hints.HINT_DEFAULTS); null: those defaults
+        "hints": None,
     },
     "model": {"arch": "resnet18_unet", "head": "regression"},  # + the arch's options, init
     "loss": {
@@ -41,6 +44,9 @@ DEFAULTS: dict[str, Any] = {
         # on) or "all" (routed training: every pixel of every photo, as the general model, so an
         # expert's loss differs from the general model's only by the routing weights)
         "prior": "own",
+        # the vivid style's 313-bin head (resnet18_unet_hints): its rebalanced cross-entropy
+        # (Zhang's, with lam) added at this weight; 0: the head is not trained
+        "bins_weight": 0.0,
     },
     "optim": {
         "lr": 1e-3,  # AdamW
@@ -84,6 +90,15 @@ ROUTING_DEFAULTS: dict[str, Any] = {
     # above 1 (up to 1.5) the square sits in a larger, mirrored window weighted 0 (zoom out)
     "cache_size": 112,  # the cache's square photos; data.size crops them
     "cache_dir": None,  # default $SEGCOLOR_CACHE_DIR, else ~/.cache/segcolor/train
+}
+
+# data.hints: color hints drawn from each training photo for experts that take them, as
+# Zhang et al. (SIGGRAPH 2017) do (segcolor.train.hints)
+HINT_DEFAULTS: dict[str, Any] = {
+    "none": 0.5,  # share of samples with no hint, so the answer without hints stays as good
+    "p": 0.125,  # the number of hints is Geometric(p) (1, 2, ...) otherwise: mean 1 / p
+    "max_points": 50,
+    "max_patch": 9,  # patch sides are drawn from 1..max_patch px
 }
 
 # command-line flag -> dotted config key
@@ -236,6 +251,10 @@ def validate(cfg: dict[str, Any], path: str | Path) -> dict[str, Any]:
     _number(cfg, "loss.lam", float, path, 0.0, 1.0, low_open=True)
     _number(cfg, "loss.hist_images", int, path, 1)
     loss.setdefault("prior", "own")  # runs saved before the key existed
+    loss.setdefault("bins_weight", 0.0)
+    _number(cfg, "loss.bins_weight", float, path, 0.0)
+    cfg["data"].setdefault("hints", None)
+    _check_hints(cfg, path)
     _choice(loss["prior"], PRIORS, "loss.prior", path)
     if loss["prior"] == "all" and not cfg["data"].get("routing"):
         raise ConfigError("loss.prior 'all' needs data.routing (the cache holds every photo)", path)
@@ -392,3 +411,18 @@ def check_same_model(saved: dict[str, Any], cfg: dict[str, Any], checkpoint: Pat
             "model.* override, or choose another --out)",
             checkpoint,
         )
+
+
+def _check_hints(cfg: dict[str, Any], path: Path) -> None:
+    """``data.hints``: null, or a mapping over ``HINT_DEFAULTS`` with numbers in range."""
+    hints = cfg["data"]["hints"]
+    if hints is None:
+        return
+    if not isinstance(hints, dict):
+        raise ConfigError(f"data.hints must be a mapping, not {type(hints).__name__}", path)
+    check_keys(hints, HINT_DEFAULTS, "data.hints.", path)
+    cfg["data"]["hints"] = {**HINT_DEFAULTS, **hints}
+    _number(cfg, "data.hints.none", float, path, 0.0, 1.0)
+    _number(cfg, "data.hints.p", float, path, 0.0, 1.0, low_open=True)
+    _number(cfg, "data.hints.max_points", int, path, 1, 1000)
+    _number(cfg, "data.hints.max_patch", int, path, 1, 64)

@@ -32,8 +32,9 @@ from segcolor.train.data import (
     to_lab_batch,
 )
 from segcolor.train.distributed import DistInfo
+from segcolor.train.hints import HintSampler
 from segcolor.train.loop import Batches, LoaderTask, Record, Step
-from segcolor.train.losses import create_loss, needs_prior
+from segcolor.train.losses import BinsLoss, create_loss, needs_prior
 from segcolor.train.routed import RoutedPhotos, RoutedSplit, cached_ab_prior, routed_split
 from segcolor.train.run import DATA_NOTE, autocast
 from segcolor.train.sources import data_split
@@ -41,6 +42,7 @@ from segcolor.train.sources import data_split
 log = logging.getLogger(__name__)
 
 Batch = dict[str, torch.Tensor]
+NEW_MODULES = ("hints.", "bins.")  # an expert fine-tuned from one without them starts them fresh
 
 
 class RawOutput(nn.Module):
@@ -50,8 +52,13 @@ class RawOutput(nn.Module):
         super().__init__()
         self.expert = expert
 
-    def forward(self, l_norm: torch.Tensor, features: torch.Tensor | None = None) -> torch.Tensor:
-        return self.expert.forward_padded(l_norm, features)
+    def forward(
+        self,
+        l_norm: torch.Tensor,
+        features: torch.Tensor | None = None,
+        hints: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return self.expert.forward_padded_heads(l_norm, features, hints)
 
 
 def as_batch(item: torch.Tensor | Batch, device: torch.device) -> Batch:
@@ -69,16 +76,24 @@ def train_step(
     batch: Batch,
     boost: float,
     amp: torch.dtype | None,
+    hints: HintSampler | None = None,
+    bins_loss: BinsLoss | None = None,
 ) -> torch.Tensor:
-    """One optimisation step on a batch already on the device; returns the loss."""
+    """One optimisation step on a batch already on the device; returns the loss. ``hints``
+    draws color hints from the targets (experts that take hints); ``bins_loss`` trains the
+    vivid style's 313-bin head beside the faithful answer."""
     rgb = batch["rgb"]
     l_norm, target = to_lab_batch(rgb, boost)
+    given = hints(target) if hints is not None else None
     with autocast(rgb.device, amp):
-        raw = net(
+        raw, logits = net(
             l_norm.contiguous(memory_format=preferred_memory_format(l_norm.device)),
             batch.get("features"),
+            given,
         )
     loss = criterion(raw, target, batch.get("weight"))  # in float32, outside autocast
+    if bins_loss is not None and logits is not None:
+        loss = loss + bins_loss(logits, target, batch.get("weight"))
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
     scaler.step(optimizer)
@@ -150,7 +165,7 @@ def color_prior(
     cfg: dict[str, Any], split: Split | RoutedSplit, info: DistInfo, device: torch.device
 ) -> torch.Tensor | None:
     """The ab prior for a rarity-weighted loss: counted by rank 0, sent to the others."""
-    if not needs_prior(cfg["loss"]["kind"]):
+    if not needs_prior(cfg["loss"]["kind"]) and not cfg["loss"]["bins_weight"]:
         return None
     prior = torch.zeros(NUM_BINS, dtype=torch.float64)
     if info.is_main:
@@ -176,7 +191,11 @@ def init_from(
     layer is copied; any other difference in shapes is an error."""
     start = load_expert(path)
     source, own = start.state_dict(), expert.state_dict()
-    differ = [k for k in own if k not in source or source[k].shape != own[k].shape]
+    # modules the source has not got (hint inputs, the 313-bin head) keep their own init
+    added = [k for k in own if k not in source and k.startswith(NEW_MODULES)]
+    differ = [
+        k for k in own if k not in added and (k not in source or source[k].shape != own[k].shape)
+    ]
     new_head = start.head != expert.head and all("segmentation_head" in k for k in differ)
     if differ and not new_head:
         raise ConfigError(
@@ -186,6 +205,9 @@ def init_from(
     expert.load_state_dict({k: v for k, v in source.items() if k not in differ}, strict=False)
     if differ and info.is_main:
         log.info("model.init: %s's weights under a new %s head", path, expert.head)
+    if added and info.is_main:
+        new = sorted({k.split(".")[0] for k in added})
+        log.info("model.init: %s's weights, new modules %s from their init", path, new)
 
 
 def datasets(split: Split | RoutedSplit, cfg: dict[str, Any]) -> tuple[Dataset, Dataset]:
@@ -238,6 +260,18 @@ class ExpertTask(LoaderTask):
                     state["data"],
                 )
         self.criterion = create_loss(cfg["loss"], self.prior).to(device)
+        self.bins_loss = None
+        if cfg["loss"]["bins_weight"]:
+            if not self.expert.has_bins:
+                raise ConfigError(
+                    f"loss.bins_weight needs an expert with the 313-bin head (model "
+                    f"{cfg['model']['arch']} has none; try resnet18_unet_hints)"
+                )
+            self.bins_loss = BinsLoss(self.prior, cfg["loss"]["bins_weight"], cfg["loss"]["lam"])
+            self.bins_loss.to(device)
+        self.hints = None
+        if self.expert.takes_hints:
+            self.hints = HintSampler(cfg["data"]["hints"], self.seed, info.rank)
         self.net = self.parallel(RawOutput(self.expert))
         train_set, val_set = datasets(split, cfg)
         batch = cfg["train"]["batch_size"]
@@ -287,6 +321,8 @@ class ExpertTask(LoaderTask):
 
     def start_epoch(self, epoch: int) -> Batches:
         self.sampler.set_epoch(epoch)
+        if self.hints is not None:
+            self.hints.set_epoch(epoch)
         self.net.train()
         return self.train_loader
 
@@ -294,8 +330,9 @@ class ExpertTask(LoaderTask):
         batch = as_batch(item, self.device)
         boost = self.cfg["data"]["saturation_boost"]
         loss = train_step(
-            self.net, self.criterion, self.optimizer, self.scaler, batch, boost, self.amp
-        )
+            self.net, self.criterion, self.optimizer, self.scaler, batch, boost, self.amp,
+            self.hints, self.bins_loss,
+        )  # fmt: skip
         count = len(batch["rgb"])
         return [loss.double() * count], count
 

@@ -104,6 +104,26 @@ class ClassificationLoss(nn.Module):
         return weighted_mean(self.bin_weights[nearest_bin(ab)] * cross_entropy, weight)
 
 
+class BinsLoss(nn.Module):
+    """The vivid style's head trained beside the faithful answer: Zhang's rebalanced
+    cross-entropy on the 313-bin logits at stride 4, against the targets (and loss weights)
+    averaged to that grid, times ``weight``."""
+
+    def __init__(self, ab_prior: torch.Tensor, weight: float = 1.0, lam: float = 0.5) -> None:
+        super().__init__()
+        self.weight = weight
+        self.loss = ClassificationLoss(ab_prior, lam)
+
+    def forward(
+        self, logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        size = logits.shape[-2:]
+        target = F.adaptive_avg_pool2d(target.float(), size)
+        if weight is not None:
+            weight = F.adaptive_avg_pool2d(weight.float(), size)
+        return self.weight * self.loss(logits, target, weight)
+
+
 def needs_prior(kind: str) -> bool:
     """Whether ``kind`` weights pixels by color rarity (and so needs the training histogram)."""
     return kind in ("rebalanced", "classification")

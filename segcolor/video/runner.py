@@ -36,6 +36,7 @@ from segcolor.io.atomic import atomic_write
 from segcolor.io.images import IMAGE_EXTENSIONS
 from segcolor.io.process import is_running
 from segcolor.pipeline import Pipeline, to_uint8
+from segcolor.pipeline_config import DEFAULT_STYLE
 from segcolor.video.encode import FRAME_NAME, ChunkWriter, OutputSpec, assemble, plan_output
 from segcolor.video.io import VideoInfo, VideoReader
 from segcolor.video.stabilize import Stabilizer, StabilizerOptions
@@ -100,8 +101,9 @@ class WorkDir:
         self.spec = spec
         self.manifest_path = root / "run.json"
 
-    def prepare(self, fingerprint: str, restart: bool) -> dict:
-        """The manifest of this run; an existing folder must belong to the same run."""
+    def prepare(self, fingerprint: str, restart: bool, style: str = DEFAULT_STYLE) -> dict:
+        """The manifest of this run; an existing folder must belong to the same run.
+        ``style`` is recorded for the reader (the fingerprint already holds it)."""
         if self.root.exists() and not self.root.is_dir():
             raise SegcolorError("work folder name is taken by a file", self.root)
         if self.root.is_dir():
@@ -120,7 +122,12 @@ class WorkDir:
             shutil.rmtree(self.root)
         self.root.mkdir(parents=True)
         self._lock()
-        manifest = {"version": FORMAT_VERSION, "fingerprint": fingerprint, "frames": None}
+        manifest = {
+            "version": FORMAT_VERSION,
+            "fingerprint": fingerprint,
+            "style": style,
+            "frames": None,
+        }
         self.write_manifest(manifest)
         return manifest
 
@@ -222,6 +229,10 @@ def fingerprint(
         "merge": repr(pipeline.merge),
         "categories": pipeline.router.categories if pipeline.router else None,
     }
+    if pipeline.style != DEFAULT_STYLE:  # absent at the default too, like vividness: a resumed
+        # run never joins faithful chunks to vivid ones (or to another vivid temperature)
+        settings["style"] = pipeline.style
+        settings["vivid"] = repr(pipeline.vivid_options)
     digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
     for model in _models(pipeline):
         for name, tensor in model.state_dict().items():
@@ -300,7 +311,7 @@ def colorize_video(
     check_frames_folder(reader, spec)
     work = WorkDir(work_dir_for(spec.path), spec)
     run_id = fingerprint(pipeline, reader, spec, stabilizer, options)
-    manifest = work.prepare(run_id, options.restart)
+    manifest = work.prepare(run_id, options.restart, pipeline.style)
     try:
         return _run(pipeline, reader, info, spec, work, manifest, stabilizer, options)
     finally:

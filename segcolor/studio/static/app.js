@@ -1,7 +1,7 @@
 // segcolor routing studio: plain JavaScript, no dependencies, nothing fetched from outside.
 "use strict";
 const $ = (id) => document.getElementById(id);
-const state = { photos: [], current: null, region: null };
+const state = { photos: [], current: null, region: null, stroke: null };
 
 function showError(text) {
   $("error").textContent = text || "";
@@ -84,6 +84,9 @@ function show(photo) {
   $("dl-edits").href = `/api/photos/${photo.id}/edits.json`;
   $("vivid").value = photo.vividness;
   $("vivid-value").textContent = Number(photo.vividness).toFixed(2);
+  $("style").value = photo.style;
+  $("undo").disabled = !photo.can_undo;
+  renderHints(photo);
   const legend = $("legend");
   legend.replaceChildren();
   for (const c of photo.categories) {
@@ -150,6 +153,17 @@ function renderRegion(info) {
     s.title = `${c.hex} ${c.percent}%`;
     colors.append(s);
   }
+  // swatches for a hint: the region's dominant chromas (a hint gives a, b; the photo keeps L)
+  const swatches = $("hint-swatches");
+  swatches.replaceChildren();
+  for (const c of info.hint_colors || []) {
+    const s = document.createElement("span");
+    s.className = "swatch";
+    s.style.background = c.hex;
+    s.title = `${c.hex}: a ${c.a}, b ${c.b} (${c.percent}% of region #${info.id})`;
+    s.addEventListener("click", () => { $("hint-color").value = c.hex; setHintTool(true); });
+    swatches.append(s);
+  }
   state.regionInfo = info;
 }
 
@@ -182,6 +196,168 @@ function changeVividness() {
   putEdits(edits);
 }
 
+// ---------------------------------------------------------------- color hints
+function contrast(hex) {
+  const [r, g, b] = [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16));
+  return 0.299 * r + 0.587 * g + 0.114 * b > 140 ? "#000" : "#fff";
+}
+
+function svgNode(name, attributes) {
+  const node = document.createElementNS($("hint-marks").namespaceURI, name);  // SVG's
+  for (const [k, v] of Object.entries(attributes)) node.setAttribute(k, v);
+  return node;
+}
+
+// one hint (or the stroke being drawn) as the SVG over the result, in photo pixels
+function hintMark(hint, photo, pixel) {
+  const group = svgNode("g", {});
+  const edge = contrast(hint.color);
+  if (hint.points) {
+    const width = Math.max(hint.width || photo.hint_defaults.width, 3 * pixel);
+    const points = hint.points.map(([x, y]) => `${x + 0.5},${y + 0.5}`).join(" ");
+    const line = { points, fill: "none", "stroke-linecap": "round", "stroke-linejoin": "round" };
+    group.append(svgNode("polyline", { ...line, stroke: edge, "stroke-width": width + 3 * pixel }),
+      svgNode("polyline", { ...line, stroke: hint.color, "stroke-width": width }));
+  } else {
+    const r = Math.max(hint.radius || photo.hint_defaults.radius, 4 * pixel);
+    group.append(svgNode("circle", { cx: hint.x + 0.5, cy: hint.y + 0.5, r, fill: hint.color,
+      stroke: edge, "stroke-width": 1.5 * pixel }));
+  }
+  return group;
+}
+
+function drawHints() {
+  const photo = state.current;
+  if (!photo) return;
+  const svg = $("hint-marks");
+  svg.setAttribute("viewBox", `0 0 ${photo.width} ${photo.height}`);
+  svg.setAttribute("preserveAspectRatio", "none");
+  const pixel = photo.width / Math.max($("result").clientWidth, 1);  // one screen px
+  const marks = photo.hints.map((h) => hintMark(h, photo, pixel));
+  if (state.stroke && state.stroke.points.length > 1) {
+    marks.push(hintMark({ points: state.stroke.points, color: state.stroke.color,
+      width: state.stroke.width }, photo, pixel));
+  }
+  svg.replaceChildren(...marks);
+}
+
+function renderHints(photo) {
+  const list = $("hint-list");
+  list.replaceChildren();
+  for (const hint of photo.hints) {
+    const li = document.createElement("li");
+    const swatch = document.createElement("span");
+    swatch.className = "swatch";
+    swatch.style.background = hint.color;
+    const where = hint.kind === "point"
+      ? `point at (${Math.round(hint.x)}, ${Math.round(hint.y)})`
+      : `stroke of ${hint.points.length} points`;
+    const remove = document.createElement("button");
+    remove.type = "button";
+    remove.className = "remove";
+    remove.textContent = "×";
+    remove.title = `remove hint ${hint.index}`;
+    remove.addEventListener("click", () => removeHint(hint.index));
+    li.append(`${hint.index}.`, swatch, `${hint.color} ${where}`, remove);
+    list.append(li);
+  }
+  const notes = [];
+  if (!photo.reads_hints) notes.push("These experts do not read hints: hints are saved but "
+    + "change no colors.");
+  if (!photo.has_vivid) notes.push("These experts have no vivid head: both styles look alike.");
+  $("hint-note").textContent = notes.join(" ");
+  $("hint-note").hidden = !notes.length;
+  drawHints();
+}
+
+function setHintTool(on) {
+  $("hint-tool").checked = on;
+  $("compare").classList.toggle("hinting", on);
+  $("result-help").textContent = on ? "(hint tool: click a point, drag a stroke)"
+    : "(drag: before / after)";
+}
+
+function photoPoint(event) {
+  const photo = state.current;
+  const box = $("result").getBoundingClientRect();
+  const clamp = (v, top) => Math.min(Math.max(v, 0), top - 0.01);
+  const x = clamp((event.clientX - box.left) / box.width * photo.width, photo.width);
+  const y = clamp((event.clientY - box.top) / box.height * photo.height, photo.height);
+  return [Math.round(x * 10) / 10, Math.round(y * 10) / 10];
+}
+
+function hintSize() {
+  const size = Number($("hint-size").value);
+  return $("hint-size").value !== "" && size > 0 ? size : null;
+}
+
+function startHint(event) {
+  if (!$("hint-tool").checked || !state.current || event.button !== 0) return;
+  event.preventDefault();
+  $("compare").setPointerCapture(event.pointerId);
+  state.stroke = { points: [photoPoint(event)], screen: [event.clientX, event.clientY],
+    moved: 0, color: $("hint-color").value, width: hintSize() };
+}
+
+function moveHint(event) {
+  const stroke = state.stroke;
+  if (!stroke) return;
+  const last = stroke.screen;
+  const step = Math.hypot(event.clientX - last[0], event.clientY - last[1]);
+  if (step < 3) return;
+  stroke.screen = [event.clientX, event.clientY];
+  stroke.moved += step;
+  stroke.points.push(photoPoint(event));
+  drawHints();
+}
+
+async function endHint(event) {
+  const stroke = state.stroke;
+  if (!stroke) return;
+  state.stroke = null;
+  if (event.type === "pointerup") moveHint(event);
+  let hint;
+  const size = stroke.width;
+  if (stroke.moved < 4 || stroke.points.length < 2) {  // a click: a point
+    const [x, y] = stroke.points[0];
+    hint = { x, y, color: stroke.color, ...(size ? { radius: size / 2 } : {}) };
+  } else {
+    let points = stroke.points;
+    if (points.length > 2000) {  // the edits' limit: keep every k-th point and the last
+      const k = Math.ceil(points.length / 1999);
+      points = points.filter((_, i) => i % k === 0).concat([points[points.length - 1]]);
+    }
+    hint = { points, color: stroke.color, ...(size ? { width: size } : {}) };
+  }
+  await send(`/api/photos/${state.current.id}/hints`, "POST", hint);
+}
+
+async function send(path, method, body) {
+  try {
+    const options = { method };
+    if (body !== undefined) {
+      options.body = JSON.stringify(body);
+      options.headers = { "Content-Type": "application/json" };
+    }
+    const photo = await api(path, options);
+    showError("");
+    show(photo);
+  } catch (err) { showError(err.message); drawHints(); }
+}
+
+function removeHint(index) {
+  send(`/api/photos/${state.current.id}/hints/${index}`, "DELETE");
+}
+
+function changeStyle() {
+  send(`/api/photos/${state.current.id}/style?style=${encodeURIComponent($("style").value)}`,
+    "PUT");
+}
+
+function undo() {
+  if (state.current && !$("undo").disabled) send(`/api/photos/${state.current.id}/undo`, "POST");
+}
+
 function changeProfile() {
   const edits = currentEdits();
   const expert = state.regionInfo.expert_now;
@@ -209,10 +385,25 @@ function wire() {
   });
   $("vivid").addEventListener("change", changeVividness);
   $("reset").addEventListener("click", () => putEdits({ version: 1 }));
+  $("style").addEventListener("change", changeStyle);
+  $("undo").addEventListener("click", undo);
+  document.addEventListener("keydown", (e) => {
+    const typing = ["INPUT", "SELECT", "TEXTAREA"].includes(e.target.tagName);
+    if ((e.ctrlKey || e.metaKey) && e.key === "z" && !typing) { e.preventDefault(); undo(); }
+  });
+  $("hint-tool").addEventListener("change", (e) => setHintTool(e.target.checked));
+  const compare = $("compare");
+  compare.addEventListener("pointerdown", startHint);
+  compare.addEventListener("pointermove", moveHint);
+  compare.addEventListener("pointerup", endHint);
+  compare.addEventListener("pointercancel", () => { state.stroke = null; drawHints(); });
   $("slider").addEventListener("input", (e) => {
     $("before").style.width = `${e.target.value}%`;
   });
-  const fit = () => { $("before-img").style.width = `${$("result").clientWidth}px`; };
+  const fit = () => {
+    $("before-img").style.width = `${$("result").clientWidth}px`;
+    drawHints();
+  };
   $("result").addEventListener("load", fit);
   window.addEventListener("resize", fit);
 }
