@@ -59,6 +59,7 @@ _TOP_KEYS = {
     "vividness": None,
     "style": None,
     "vivid": None,
+    "hint_spread": None,
     "categories": None,
     "fallback": None,
     "router": None,
@@ -127,6 +128,9 @@ class PipelineConfig:
     vividness: float = DEFAULT_VIVIDNESS
     style: str = DEFAULT_STYLE
     vivid: VividOptions = field(default_factory=VividOptions)
+    # how a color hint spreads beyond its pixels (segcolor.merge.spread.SpreadOptions' fields;
+    # empty: its defaults)
+    hint_spread: Mapping[str, float] = field(default_factory=dict, hash=False)
     router: RouterOptions = field(default_factory=RouterOptions)
     merge: MergeOptions = field(default_factory=MergeOptions)
     path: Path | None = None
@@ -233,6 +237,7 @@ def parse_pipeline_config(data: Mapping[str, Any], path: Path | None = None) -> 
     if problem:
         raise ConfigError(f"style {problem}", where)
     vivid = _vivid_options(data.get("vivid") or {}, where)
+    hint_spread = _hint_spread(data.get("hint_spread") or {}, where)
 
     categories = _categories(data.get("categories"), base, where)
     names = [c.name for c in categories]
@@ -256,6 +261,7 @@ def parse_pipeline_config(data: Mapping[str, Any], path: Path | None = None) -> 
         vividness=float(vividness),
         style=style,
         vivid=vivid,
+        hint_spread=hint_spread,
         router=_router_options(data.get("router") or {}, where),
         merge=_merge_options(data.get("merge") or {}, where),
         path=path,
@@ -384,6 +390,23 @@ def _vivid_options(raw: Any, where: str | Path) -> VividOptions:
             )
         values[key] = float(value)
     return VividOptions(**values)
+
+
+def _hint_spread(raw: Any, where: str | Path) -> dict[str, float]:
+    """``hint_spread:`` {space, lightness, reach}: numbers >= 0 (space 0: hints do not spread)."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError("hint_spread must be a mapping", where)
+    out = {}
+    for key, value in raw.items():
+        if key not in ("space", "lightness", "reach"):
+            raise ConfigError(f"unknown key hint_spread.{key} (space, lightness, reach)", where)
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not number or not 0 <= value <= 100:
+            raise ConfigError(
+                f"hint_spread.{key} must be a number in [0, 100], got {value!r}", where
+            )
+        out[key] = float(value)
+    return out
 
 
 def vividness_problem(value: object) -> str | None:

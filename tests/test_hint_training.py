@@ -146,3 +146,32 @@ def test_training_learns_hints_and_the_bins_head_and_resumes_exactly(tmp_path, p
     assert all(torch.equal(resumed[k], reference[k]) for k in reference)
     lines = [json.loads(x) for x in (killed / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in lines] == [1, 2]
+
+
+def test_grafted_modules_train_alone_and_the_rest_stays_exactly(tmp_path, photos):
+    """Stage 5b: an expert without hints gains a sibling's hint inputs and bins head, and only
+    those train: every other weight and batch-norm statistic is the plain expert's, bit for bit."""
+    donor = create_expert("resnet18_unet_hints", **SMALL)
+    for param in donor.hints.parameters():
+        torch.nn.init.normal_(param, std=0.01)
+    donor_path = save_expert(donor, tmp_path / "donor.safetensors", {"name": "donor"})
+    plain = create_expert("resnet18_unet", depth=3, decoder_channels=[16, 8, 8])
+    plain_path = save_expert(plain, tmp_path / "plain.safetensors", {"name": "plain"})
+    model = {
+        "arch": "resnet18_unet_hints",
+        **SMALL,
+        "init": str(plain_path),
+        "graft": {"from": str(donor_path), "modules": ["hints", "bins"]},
+        "trainable": ["hints", "bins"],
+    }
+    path = config(tmp_path, photos, model=model)
+    out = tmp_path / "run"
+    assert cli(["train", str(path), "--out", str(out)]) == 0
+    trained = load_file(out / "expert.safetensors")
+    before, grafted = plain.state_dict(), donor.state_dict()
+    for key, value in trained.items():
+        if key.startswith(("hints.", "bins.")):
+            if key.endswith("weight") and "hints" in key:
+                assert not torch.equal(value, grafted[key]), key  # it trained
+        else:
+            assert torch.equal(value, before[key]), key  # weights and running statistics

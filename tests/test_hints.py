@@ -88,9 +88,11 @@ def make_hint_experts(folder: Path) -> Path:
     return folder
 
 
-def hint_yaml(folder: Path, expert_dir: Path) -> Path:
-    """The person-and-dog pipeline of test_routing_edits with the hint copiers."""
-    return write_yaml(folder, expert_dir, segmenter="test_subjects", working_size=128)
+def hint_yaml(folder: Path, expert_dir: Path, spread: bool = False) -> Path:
+    """The person-and-dog pipeline of test_routing_edits with the hint copiers; hints do not
+    spread past what the experts answer unless ``spread`` (segcolor.merge.spread)."""
+    extra = "" if spread else "hint_spread: {space: 0}\n"
+    return write_yaml(folder, expert_dir, segmenter="test_subjects", working_size=128, extra=extra)
 
 
 def count_forward_calls(pipeline: Pipeline) -> list[str]:
@@ -381,3 +383,19 @@ def test_hints_are_drawn_in_their_color_with_an_outline() -> None:
     assert tuple(pixels[21, 125]) == tuple(pixels[29, 125]) == (0, 0, 0)  # light: dark outline
     assert tuple(pixels[50, 54]) == tuple(pixels[50, 46]) == (255, 255, 255)  # dark: light
     assert tuple(pixels[200, 300]) == (128, 128, 128)  # elsewhere untouched
+
+
+def test_a_hint_spreads_over_its_region_and_not_into_another(tmp_path) -> None:
+    """With spreading on, the dog's hint colors more of the dog than its own disc, and the
+    person's pixels stay gray."""
+    experts = make_hint_experts(tmp_path / "experts")
+    pipeline = Pipeline.from_config(hint_yaml(tmp_path, experts, spread=True), device="cpu")
+    photo = subjects_photo()
+    x, y = centre(DOG, photo.shape)
+    edits = RoutingEdits.from_dict({"hints": [{"x": x, "y": y, "color": RED, "radius": 4}]})
+    spread = pipeline.run(photo, edits).ab[0].norm(dim=0)
+    off = Pipeline.from_config(hint_yaml(tmp_path / "off", experts), device="cpu")
+    local = off.run(photo, edits).ab[0].norm(dim=0)
+    assert (spread > 5).sum() > 2 * (local > 5).sum()
+    px, py = centre(PERSON, photo.shape)
+    assert spread[round(py) - 10 : round(py) + 10, round(px) - 10 : round(px) + 10].max() < 0.5

@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_file
 
 from segcolor.experts import create_expert, list_experts, load_expert
-from segcolor.experts.resnet_unet import SemanticFusion
+from segcolor.experts.resnet_unet import BinsHead, HintInputs, SemanticFusion
 from segcolor.nets import assign_weights, build_empty
 from segcolor.nets.mobilenetv2 import mobilenet_v2_features
 from segcolor.nets.resnet import ResNet18
@@ -75,6 +75,10 @@ def test_expert_matches_smp_built_expert(arch: str, head: str) -> None:
         width = cfg.get("feature_width", 64)
         trunk = ours.net.encoder.out_channels[3]
         theirs.fusion = SemanticFusion(cfg["feature_channels"], width, trunk)
+    if ours.hints is not None:  # then the hint inputs and the bins head, in that order
+        theirs.hints = HintInputs(cfg["decoder_channels"][-1])
+    if ours.bins is not None:
+        theirs.bins = BinsHead(cfg["decoder_channels"][ours.bins_level])
     assert torch.equal(torch.rand(4), after_ours)
     _assert_same_state(ours, theirs)
 

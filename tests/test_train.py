@@ -106,7 +106,7 @@ def test_shipped_recipes_share_one_budget():
     [
         ("data: [1, 2\n", "malformed YAML at line"),
         ("epochs: 3\n", "unknown key epochs (allowed: category, data,"),
-        ("data:\n  root: x\n  sise: 64\n", "unknown key data.sise (allowed: max_images,"),
+        ("data:\n  root: x\n  sise: 64\n", "unknown key data.sise (allowed: hints, max_images,"),
         ("data: {root: x}\ntrain: banana\n", "'train' must be a mapping"),
         ("data: {root: x}\ntrain: {epochs: many}\n", "train.epochs must be an integer"),
         ("data: {root: x}\ndata_: 1\n", "; did you mean data?"),

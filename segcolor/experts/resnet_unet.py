@@ -41,6 +41,7 @@ class ResNet18UNet(Expert):
         # offline: trained from scratch; stages past ``depth`` are not kept
         self.net = Unet(depth, decoder_channels, in_channels=1, classes=self.out_channels)
         self.size_multiple = 2**depth
+        self.depth = depth
         self.fusion = None
         if feature_channels and depth < 3:
             raise ValueError(f"semantic features join the trunk at depth 3; got depth {depth}")
@@ -64,26 +65,31 @@ class ResNet18UNet(Expert):
         hints: torch.Tensor | None = None,
         bins: bool = True,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        encoder, decoder = self.net.encoder, self.net.decoder
-        stem = encoder.conv1(l_norm)
-        if self.hints is not None and hints is not None:
-            stem = stem + self.hints.early(hints)
-        levels = [l_norm, encoder.relu(encoder.bn1(stem))]
-        x = encoder.maxpool(levels[1]) if encoder.depth >= 2 else levels[1]
-        for name in STAGES[: encoder.depth - 1]:
-            x = getattr(encoder, name)(x)
-            levels.append(x)
+        hinted = self.hints is not None and hints is not None
+        if hinted:  # the encoder's own steps, with the hints added to the stem
+            encoder = self.net.encoder
+            stem = encoder.conv1(l_norm) + self.hints.early(hints)
+            levels = [l_norm, encoder.relu(encoder.bn1(stem))]
+            x = encoder.maxpool(levels[1]) if self.depth >= 2 else levels[1]
+            for name in STAGES[: self.depth - 1]:
+                x = getattr(encoder, name)(x)
+                levels.append(x)
+        else:
+            levels = list(self.net.encoder(l_norm))
         if self.fusion is not None:
             levels[3] = self.fusion(levels[3], features)
-        sizes = [f.shape[2:] for f in levels][::-1]
-        deep_first = levels[1:][::-1]
-        x, logits = deep_first[0], None
-        for i, block in enumerate(decoder.blocks):
-            skip = deep_first[i + 1] if i + 1 < len(deep_first) else None
-            x = block(x, sizes[i + 1], skip)
-            if i == self.bins_level and self.bins is not None and bins:
-                logits = self.bins(x)
-        if self.hints is not None and hints is not None:
+        seen: list[torch.Tensor] = []
+        hook = None
+        if bins and self.bins is not None:  # the bins head reads the stride-4 decoder level
+            block = self.net.decoder.blocks[self.bins_level]
+            hook = block.register_forward_hook(lambda module, args, out: seen.append(out))
+        try:
+            x = self.net.decoder(levels)
+        finally:
+            if hook is not None:
+                hook.remove()
+        logits = self.bins(seen[0]) if seen else None
+        if hinted:
             x = x + self.hints.late(hints)
         return self.net.segmentation_head(x), logits
 

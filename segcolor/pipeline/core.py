@@ -30,6 +30,7 @@ from segcolor.errors import ConfigError, SegcolorError, WeightsNotFoundError
 from segcolor.experts import Expert, load_expert
 from segcolor.feature_grid import FEATURE_STRIDE, features_on_grid
 from segcolor.merge import Patch, composite, feather_sigma, plan_crops, run_on_crops
+from segcolor.merge.spread import SpreadOptions, spread_hints
 from segcolor.pipeline.lab_image import LabImage, as_float_rgb, to_uint8
 from segcolor.pipeline.stages import Colorized, Semantics, StageHooks
 from segcolor.pipeline_config import (
@@ -43,7 +44,7 @@ from segcolor.pipeline_config import (
     style_problem,
 )
 from segcolor.router.edits import RoutingEdits
-from segcolor.router.hints import hint_map
+from segcolor.router.hints import hint_map, hint_masks
 from segcolor.router.router import Router
 from segcolor.router.routing import Routing
 from segcolor.router.segmenters import create_segmenter
@@ -97,6 +98,8 @@ class Pipeline:
         # 313-bin heads (segcolor.color.vivid); experts without that head answer faithfully
         self.style = style
         self.vivid_options = vivid or (config.vivid if config is not None else VividOptions())
+        # how color hints spread past their pixels, after the merge (segcolor.merge.spread)
+        self.spread_options = SpreadOptions(**(config.hint_spread if config is not None else {}))
         self.device = select_device(device)
         self.working_size = working_size
         # a chroma gain on every answer: colors the user finds muted (or loud) without
@@ -453,7 +456,8 @@ class Pipeline:
         size = tuple(weights.shape[-2:])
         sigma = feather_sigma(self.merge.feather, size)
         ab, used = composite(weights, patches, sigma, ramp=self.margin(size) / 2)
-        return self.vivid(ab[None], routing.edits), used
+        ab = self.vivid(ab[None], routing.edits)
+        return self.spread(lab, ab, routing.edits, weights), used
 
     def style_for(self, edits: RoutingEdits | None = None) -> str:
         """The style a photo gets: its own if its edits give one, else the pipeline's."""
@@ -466,6 +470,20 @@ class Pipeline:
         if edits is None or not edits.hints:
             return None
         return hint_map(edits.hints, lab.size, tuple(lab.l_small.shape[-2:]), self.device)
+
+    def spread(
+        self,
+        lab: LabImage,
+        ab: torch.Tensor,
+        edits: RoutingEdits | None,
+        regions: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """ab with the edits' color hints spread over what looks like the same thing (near,
+        of a similar lightness, in the same region: ``regions``, the routing weights)."""
+        if edits is None or not edits.hints:
+            return ab
+        masks, colors = hint_masks(edits.hints, lab.size, tuple(lab.l_small.shape[-2:]))
+        return spread_hints(ab, lab.l_small, masks, colors, regions, self.spread_options)
 
     def vividness_for(self, edits: RoutingEdits | None = None) -> float:
         """The chroma gain a photo gets: its own if its edits give one, else the pipeline's."""
@@ -506,7 +524,7 @@ class Pipeline:
             ab = self.expert(
                 normalize_l(lab.l_small), features, hints, style, None, self.vivid_options
             )
-            return self.vivid(ab * AB_SCALE, edits)
+            return self.spread(lab, self.vivid(ab * AB_SCALE, edits), edits)
         return self.merge_routed(lab, self.route_lab(lab, edits))[0]
 
     @torch.inference_mode()

@@ -136,21 +136,15 @@ def check_hints(hints: Sequence[Hint], photo_size: tuple[int, int]) -> None:
             )
 
 
-def hint_map(
-    hints: Sequence[Hint],
-    photo_size: tuple[int, int],
-    working_size: tuple[int, int],
-    device: torch.device | str = "cpu",
-) -> torch.Tensor | None:
-    """(1,3,h,w) hints at the working size: normalised a, b and a mask; None without hints."""
-    if not hints:
-        return None
+def hint_masks(
+    hints: Sequence[Hint], photo_size: tuple[int, int], working_size: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each hint's pixels at the working size, (N,h,w) bool, and its Lab a, b, (N,2)."""
     check_hints(hints, photo_size)
     height, width = working_size
     scale = height / photo_size[0], width / photo_size[1]
-    ab = np.zeros((2, height, width), dtype=np.float32)
-    mask = np.zeros((height, width), dtype=bool)
-    for hint in hints:
+    masks = np.zeros((len(hints), height, width), dtype=bool)
+    for i, hint in enumerate(hints):
         layer = Image.new("L", (width, height), 0)
         draw = ImageDraw.Draw(layer)
         # pixel centres: photo (x, y) lands at ((x + 0.5) * s - 0.5) working pixels
@@ -170,10 +164,26 @@ def hint_map(
         if not covered.any():  # a hint thinner than a working pixel still marks its pixel
             x, y = pts[0]
             covered[min(max(round(y), 0), height - 1), min(max(round(x), 0), width - 1)] = True
-        a, b = hint.ab
-        ab[0][covered], ab[1][covered] = a / AB_SCALE, b / AB_SCALE
-        mask |= covered
-    out = np.concatenate([ab, mask[None].astype(np.float32)])
+        masks[i] = covered
+    colors = np.array([h.ab for h in hints], dtype=np.float32).reshape(len(hints), 2)
+    return masks, colors
+
+
+def hint_map(
+    hints: Sequence[Hint],
+    photo_size: tuple[int, int],
+    working_size: tuple[int, int],
+    device: torch.device | str = "cpu",
+) -> torch.Tensor | None:
+    """(1,3,h,w) hints at the working size: normalised a, b and a mask; None without hints.
+    Where hints overlap, the later one wins."""
+    if not hints:
+        return None
+    masks, colors = hint_masks(hints, photo_size, working_size)
+    out = np.zeros((3, *working_size), dtype=np.float32)
+    for covered, (a, b) in zip(masks, colors, strict=True):
+        out[0][covered], out[1][covered] = a / AB_SCALE, b / AB_SCALE
+        out[2][covered] = 1.0
     return torch.from_numpy(out)[None].to(device)
 
 

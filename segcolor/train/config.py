@@ -235,6 +235,7 @@ def validate(cfg: dict[str, Any], path: str | Path) -> dict[str, Any]:
     init = cfg["model"].get("init")  # start from these weights (an expert checkpoint)
     if init is not None and not (isinstance(init, str) and init):
         raise ConfigError(f"model.init must be a checkpoint path, not {init!r}", path)
+    _check_graft(cfg["model"], path)
     _choice(cfg["model"].get("head", "regression"), HEADS, "model.head", path)
     loss = cfg["loss"]
     expert = cfg["task"] == "expert"
@@ -426,3 +427,25 @@ def _check_hints(cfg: dict[str, Any], path: Path) -> None:
     _number(cfg, "data.hints.p", float, path, 0.0, 1.0, low_open=True)
     _number(cfg, "data.hints.max_points", int, path, 1, 1000)
     _number(cfg, "data.hints.max_patch", int, path, 1, 64)
+
+
+def _check_graft(model: dict[str, Any], path: Path) -> None:
+    """``model.graft`` {from: CHECKPOINT, modules: [NAME, ...]}: modules copied from another
+    expert after ``model.init``; ``model.trainable`` [NAME, ...]: only these modules train (the
+    rest keeps its weights and batch-norm statistics)."""
+    graft = model.get("graft")
+    if graft is not None:
+        ok = isinstance(graft, dict) and set(graft) == {"from", "modules"}
+        ok = ok and isinstance(graft["from"], str) and bool(graft["from"])
+        ok = ok and isinstance(graft["modules"], list) and bool(graft["modules"])
+        if not ok or not all(isinstance(m, str) and m for m in graft["modules"]):
+            raise ConfigError("model.graft must be {from: CHECKPOINT, modules: [NAME, ...]}", path)
+    trainable = model.get("trainable")
+    if trainable is not None and (
+        not isinstance(trainable, list)
+        or not trainable
+        or not all(isinstance(m, str) and m for m in trainable)
+    ):
+        raise ConfigError(
+            "model.trainable must be a list of module names, e.g. [hints, bins]", path
+        )

@@ -42,6 +42,7 @@ from segcolor.train.sources import data_split
 log = logging.getLogger(__name__)
 
 Batch = dict[str, torch.Tensor]
+MODEL_KEYS = ("arch", "init", "graft", "trainable")  # model.* keys that are not arch options
 NEW_MODULES = ("hints.", "bins.")  # an expert fine-tuned from one without them starts them fresh
 
 
@@ -210,6 +211,21 @@ def init_from(
         log.info("model.init: %s's weights, new modules %s from their init", path, new)
 
 
+def graft_modules(expert: Expert, path: str, modules: list[str], info: DistInfo) -> None:
+    """Copy whole modules (e.g. the hint inputs and the 313-bin head) from another expert of
+    the same arch: an expert gains what a sibling learned, its own weights untouched."""
+    source = load_expert(path).state_dict()
+    prefixes = tuple(f"{m}." for m in modules)
+    picked = {k: v for k, v in source.items() if k.startswith(prefixes)}
+    own = expert.state_dict()
+    wrong = [k for k in picked if k not in own or own[k].shape != picked[k].shape]
+    if wrong or not picked:
+        raise ConfigError(f"model.graft: {path} has no matching {', '.join(modules)} ({wrong[:1]})")
+    expert.load_state_dict(picked, strict=False)
+    if info.is_main:
+        log.info("model.graft: %s from %s", ", ".join(modules), path)
+
+
 def datasets(split: Split | RoutedSplit, cfg: dict[str, Any]) -> tuple[Dataset, Dataset]:
     """Training samples (augmented from (seed, epoch, index)) and validation samples."""
     size, seed = cfg["data"]["size"], cfg["train"]["seed"]
@@ -243,10 +259,18 @@ class ExpertTask(LoaderTask):
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True
             torch.set_float32_matmul_precision("high")
-        arch_cfg = {k: v for k, v in cfg["model"].items() if k not in ("arch", "init")}
+        arch_cfg = {k: v for k, v in cfg["model"].items() if k not in MODEL_KEYS}
         expert = create_expert(cfg["model"]["arch"], **arch_cfg)
         if cfg["model"].get("init") and state is None:  # fine-tune another expert's weights
             init_from(expert, cfg["model"]["init"], cfg["model"]["arch"], arch_cfg, info)
+        graft = cfg["model"].get("graft")
+        if graft and state is None:  # some modules from a third expert
+            graft_modules(expert, graft["from"], graft["modules"], info)
+        self.trainable = cfg["model"].get("trainable")
+        if self.trainable:  # the rest keeps its weights and its batch-norm statistics
+            prefixes = tuple(f"{m}." for m in self.trainable)
+            for name, param in expert.named_parameters():
+                param.requires_grad_(name.startswith(prefixes))
         self.expert = expert.to(device, memory_format=preferred_memory_format(device))
         self.setup_training(self.expert, device, state)
         if state is None:
@@ -321,9 +345,13 @@ class ExpertTask(LoaderTask):
 
     def start_epoch(self, epoch: int) -> Batches:
         self.sampler.set_epoch(epoch)
+        self.net.train()
+        if self.trainable:
+            self.expert.eval()
+            for name in self.trainable:
+                getattr(self.expert, name).train()
         if self.hints is not None:
             self.hints.set_epoch(epoch)
-        self.net.train()
         return self.train_loader
 
     def train_step(self, item: torch.Tensor | Batch) -> Step:
