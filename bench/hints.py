@@ -451,6 +451,7 @@ def main(argv: list[str] | None = None) -> int:
     general = Pipeline.from_expert(
         args.general, device=args.device, working_size=args.working_size or routed.working_size
     )
+    general.spread_options = routed.spread_options  # hints spread alike: only routing differs
     methods = Methods(routed, general)
     rows: list[Row] = []
     skipped = 0

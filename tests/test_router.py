@@ -324,3 +324,5 @@ def test_template_config_is_the_shipped_pipeline() -> None:
     assert (template.router, template.merge) == (shipped.router, shipped.merge)
     assert (template.working_size, template.fallback) == (shipped.working_size, shipped.fallback)
     assert template.vividness == shipped.vividness == 1.0
+    assert template.style == shipped.style == "faithful"
+    assert (template.vivid, template.hint_spread) == (shipped.vivid, shipped.hint_spread)

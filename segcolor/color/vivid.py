@@ -24,7 +24,7 @@ from segcolor.color.bins import annealed_mean
 
 @dataclass(frozen=True)
 class VividOptions:
-    temperature: float = 0.38  # of the annealed mean: 1 = the mean, toward 0 = the mode
+    temperature: float = 0.25  # of the annealed mean: 1 = the mean, toward 0 = the mode
     region_prior: float = 1.0  # exponent of the region's pooled distribution (0: per pixel)
 
 

@@ -23,9 +23,9 @@ from scipy.ndimage import distance_transform_edt
 
 @dataclass(frozen=True)
 class SpreadOptions:
-    space: float = 0.1  # Gaussian sigma of the distance to a hint, as a share of the short side
-    lightness: float = 10.0  # Gaussian sigma of the lightness difference, L units
-    reach: float = 0.05  # summed weight below which a correction fades (Shepard's floor)
+    space: float = 0.4  # Gaussian sigma of the distance to a hint, as a share of the short side
+    lightness: float = 20.0  # Gaussian sigma of the lightness difference, L units
+    reach: float = 0.01  # summed weight below which a correction fades (Shepard's floor)
     ring: int = 2  # px around a hint where the answer is read to find its residual
 
 
