@@ -357,6 +357,31 @@ def test_sigterm_stops_cleanly_and_resume_continues(tmp_path, photos):
     assert [r["epoch"] for r in metrics(out)] == list(range(1, done + 2))
 
 
+def test_stop_just_after_the_checkpoint_is_written_reports_it_saved(
+    tmp_path, photos, monkeypatch, capsys
+):
+    """SIGTERM landing between the checkpoint's write and the loop's bookkeeping (a race CI hit)
+    still says the epoch is saved, and the run resumes from it."""
+    from segcolor.train import loop
+
+    real_save = loop.save_state
+
+    def save_then_stop(path, state):
+        real_save(path, state)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(loop, "save_state", save_then_stop)
+    config = write_config(tmp_path, photos, train={"epochs": 3})
+    out = tmp_path / "run"
+    assert train(config, "--out", out) == 130
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "the checkpoint of epoch 1" in last and "rerun with --resume" in last
+    assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 1
+    monkeypatch.setattr(loop, "save_state", real_save)
+    assert train(config, "--out", out, "--resume", "--epochs", 2) == 0
+    assert [r["epoch"] for r in metrics(out)] == [1, 2]
+
+
 def test_ddp_on_two_cpu_processes(tmp_path, photos):
     config = write_config(tmp_path, photos, train={"epochs": 1})
     out = tmp_path / "ddp"

@@ -34,6 +34,7 @@ from segcolor.train.run import (
     CHECKPOINT_FORMAT,
     amp_dtype,
     interrupted,
+    interrupts_deferred,
     load_checkpoint,
     rng_state,
     save_state,
@@ -258,13 +259,15 @@ def fit(task: Task, state: dict[str, Any] | None, device: torch.device) -> list[
             )
             if improved:
                 best = {"val_loss": record["val_loss"], "epoch": epoch + 1}
+            with interrupts_deferred():  # the checkpoint on disk and `saved` agree
+                if info.is_main:
+                    task.save_epoch(history, improved)
+                    checkpoint = task.checkpoint(epoch + 1, history, best)
+                    if checkpoint is not None:
+                        save_state(out / CHECKPOINT, checkpoint)
+                saved = epoch + 1
             if info.is_main:
-                task.save_epoch(history, improved)
-                checkpoint = task.checkpoint(epoch + 1, history, best)
-                if checkpoint is not None:
-                    save_state(out / CHECKPOINT, checkpoint)
                 log.info(task.epoch_line(record))
-            saved = epoch + 1
     except KeyboardInterrupt:
         raise interrupted(epoch, saved, out) from None
     distributed.barrier(task.info)
