@@ -1,13 +1,19 @@
-"""How far a color hint spreads (segcolor.merge.spread): the distance and lightness sigmas and
-Shepard's floor, chosen on a held-out pick disjoint from every reported one (25 held-out photos
-of each training folder after the first 50; bench/hints.py reports on others), for the routed
-pipeline with hints sampled as bench/hints.py samples them (1, 2, 5, 10, 20 hints).
+"""How a color hint spreads (segcolor.merge.spread): the method (edge-aware diffusion or the
+joint bilateral kernel) and its settings, chosen on a held-out pick disjoint from every reported
+one (held-out photos of each training folder after the first 50; bench/hints.py reports on
+others), for the routed pipeline with hints sampled as bench/hints.py samples them (1, 2, 5, 10,
+20 hints). Round 3 chose among the bilateral settings alone (25 photos a folder); round 4 added
+the edge-aware method and reran both on 15 a folder (each edge-aware option costs a sparse solve).
 
 The experts' merged answer with the hints is computed once per photo and count with spreading
 off; each option then spreads it (the spread is a step after the merge). The rule (written
 before the run): the highest mean PSNR gain over no hints, averaged over the counts.
 
-    python experiments/hint_spread_choice.py [--per-folder 25]
+    python experiments/hint_spread_choice.py [--per-folder 15] --choice out/spread.json
+    python experiments/hint_spread_choice.py --rings out/spread.json   # stage 2: the ring
+
+Stage 2 keeps stage 1's choice and varies the ring (the band around a hint where the answer
+that the residual is measured against is read), by the same rule.
 """
 
 from __future__ import annotations
@@ -36,13 +42,15 @@ from segcolor.router.hints import hint_masks  # noqa: E402
 
 FOLDERS = ("people", "birds", "animals", "places")
 COUNTS = (1, 2, 5, 10, 20)
+RINGS = (1, 2, 4, 8, 16)  # working px (of a 256 px short side)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--per-folder", type=int, default=25)
+    ap.add_argument("--per-folder", type=int, default=15)
     ap.add_argument("--pipeline", type=Path)
     ap.add_argument("--choice", type=Path, help="write the chosen options here (JSON)")
+    ap.add_argument("--rings", type=Path, help="stage 2: vary the ring of this choice (JSON)")
     args = ap.parse_args()
     torch.set_grad_enabled(False)
     refs = find_photos(
@@ -54,9 +62,15 @@ def main() -> None:
     pipeline = Pipeline.load(args.pipeline)
     pipeline.spread_options = SpreadOptions(space=0.0)  # off: each option spreads afterwards
     grid = [
-        SpreadOptions(space=s, lightness=light, reach=r)
+        SpreadOptions(method="bilateral", space=s, lightness=light, reach=r)
         for s, light, r in itertools.product((0.05, 0.1, 0.2, 0.4), (5.0, 10.0, 20.0), (0.01, 0.05))
+    ] + [
+        SpreadOptions(method="edges", space=s, lightness=light)
+        for s, light in itertools.product((1.0, 2.0, 4.0, 8.0), (2.0, 3.0, 5.0))
     ]
+    if args.rings:
+        chosen = SpreadOptions(**json.loads(args.rings.read_text()))
+        grid = [dataclasses.replace(chosen, ring=r) for r in RINGS]
     gains = {o: {c: [] for c in COUNTS} for o in grid}
     raw = {c: [] for c in COUNTS}
     for i, ref in enumerate(refs):
@@ -85,10 +99,14 @@ def main() -> None:
                 )
         print(f"{i + 1}/{len(refs)}", file=sys.stderr, end="\r")
     print(f"\n{len(refs)} photos; PSNR gain over no hints (dB)\n")
-    print("| space | lightness | reach | " + " | ".join(f"{c} hints" for c in COUNTS) + " | mean |")
-    print("|--:|--:|--:|" + "--:|" * (len(COUNTS) + 1))
     print(
-        "| (no spread) | | | "
+        "| method | space | lightness | ring | reach | "
+        + " | ".join(f"{c} hints" for c in COUNTS)
+        + " | mean |"
+    )
+    print("|:--|--:|--:|--:|--:|" + "--:|" * (len(COUNTS) + 1))
+    print(
+        "| (no spread) | | | | | "
         + " | ".join(f"{np.mean(raw[c]):+.2f}" for c in COUNTS)
         + f" | {np.mean([np.mean(raw[c]) for c in COUNTS]):+.2f} |"
     )
@@ -97,7 +115,8 @@ def main() -> None:
         row = [float(np.mean(by_count[c])) for c in COUNTS]
         means[option] = float(np.mean(row))
         print(
-            f"| {option.space:g} | {option.lightness:g} | {option.reach:g} | "
+            f"| {option.method} | {option.space:g} | {option.lightness:g} | {option.ring} | "
+            + (f"{option.reach:g} | " if option.method == "bilateral" else "| ")
             + " | ".join(f"{v:+.2f}" for v in row)
             + f" | {means[option]:+.2f} |"
         )
@@ -105,7 +124,9 @@ def main() -> None:
     print(f"\nchosen by the rule: {dataclasses.asdict(best)}")
     if args.choice:
         chosen = dataclasses.asdict(best)
-        args.choice.write_text(json.dumps({k: chosen[k] for k in ("space", "lightness", "reach")}))
+        args.choice.write_text(
+            json.dumps({k: chosen[k] for k in ("method", "space", "lightness", "reach", "ring")})
+        )
 
 
 if __name__ == "__main__":

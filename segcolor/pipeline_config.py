@@ -38,6 +38,10 @@ from segcolor.config import check_keys, load_yaml
 from segcolor.errors import ConfigError
 from segcolor.profiles.classifier import read_classifier_card
 
+# the ways a color hint spreads past its pixels: segcolor.merge.spread.METHODS, repeated here
+# because the config is checked below the merge layer (a test keeps the two equal)
+SPREAD_METHODS = ("edges", "bilateral")
+
 DEFAULT_SEGMENTER = "deeplabv3_mnv2_voc"
 DEFAULT_WORKING_SIZE = 256
 MIN_WORKING_SIZE = 16  # the same floor for the YAML key and --working-size
@@ -130,7 +134,7 @@ class PipelineConfig:
     vivid: VividOptions = field(default_factory=VividOptions)
     # how a color hint spreads beyond its pixels (segcolor.merge.spread.SpreadOptions' fields;
     # empty: its defaults)
-    hint_spread: Mapping[str, float] = field(default_factory=dict, hash=False)
+    hint_spread: Mapping[str, float | int | str] = field(default_factory=dict, hash=False)
     router: RouterOptions = field(default_factory=RouterOptions)
     merge: MergeOptions = field(default_factory=MergeOptions)
     path: Path | None = None
@@ -392,14 +396,34 @@ def _vivid_options(raw: Any, where: str | Path) -> VividOptions:
     return VividOptions(**values)
 
 
-def _hint_spread(raw: Any, where: str | Path) -> dict[str, float]:
-    """``hint_spread:`` {space, lightness, reach}: numbers >= 0 (space 0: hints do not spread)."""
+def _hint_spread(raw: Any, where: str | Path) -> dict[str, float | int | str]:
+    """``hint_spread:`` {method, space, lightness, ring, reach}: a method of
+    ``segcolor.merge.spread.METHODS``, numbers >= 0 (space 0: hints do not spread) and a ring
+    of whole pixels."""
     if not isinstance(raw, Mapping):
         raise ConfigError("hint_spread must be a mapping", where)
-    out = {}
+    out: dict[str, float | int | str] = {}
     for key, value in raw.items():
+        if key == "method":
+            if value not in SPREAD_METHODS:
+                raise ConfigError(
+                    f"hint_spread.method must be one of {', '.join(SPREAD_METHODS)}, got {value!r}",
+                    where,
+                )
+            out[key] = value
+            continue
+        if key == "ring":
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 64:
+                raise ConfigError(
+                    f"hint_spread.ring must be a whole number of pixels in [0, 64], got {value!r}",
+                    where,
+                )
+            out[key] = value
+            continue
         if key not in ("space", "lightness", "reach"):
-            raise ConfigError(f"unknown key hint_spread.{key} (space, lightness, reach)", where)
+            raise ConfigError(
+                f"unknown key hint_spread.{key} (method, space, lightness, ring, reach)", where
+            )
         number = isinstance(value, (int, float)) and not isinstance(value, bool)
         if not number or not 0 <= value <= 100:
             raise ConfigError(

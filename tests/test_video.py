@@ -41,6 +41,7 @@ from segcolor.video import (
 )
 from segcolor.video.runner import work_dir_for
 from segcolor.video.scenes import CutDetector
+from segcolor.video.stabilize import COLOR_ALPHA
 
 CLASSES = ["background", "person", "dog"]
 SIZE = (64, 48)  # width, height
@@ -83,7 +84,9 @@ class JitterExpert(Expert):
         return self.color[None, :, None, None] + self.jitter * wobble
 
 
-def fake_pipeline(jitter: float = 12.0, seg_noise: float = 0.0) -> Pipeline:
+def fake_pipeline(
+    jitter: float = 12.0, seg_noise: float = 0.0, style: str = "faithful"
+) -> Pipeline:
     specs = [
         CategorySpec("people", ("person",), (Path("people"),)),
         CategorySpec("animals", ("dog",), ()),
@@ -94,7 +97,7 @@ def fake_pipeline(jitter: float = 12.0, seg_noise: float = 0.0) -> Pipeline:
         "people": JitterExpert((25.0, 30.0), jitter),
         "places": JitterExpert((-10, 20), jitter),
     }
-    return Pipeline(router=router, experts=experts, device="cpu", working_size=48)
+    return Pipeline(router=router, experts=experts, device="cpu", working_size=48, style=style)
 
 
 # ---------------------------------------------------------------- clips
@@ -269,6 +272,28 @@ def test_stabilizer_cuts_flicker_of_noisy_predictions() -> None:
         return float(np.mean([(r.ab - truth).norm(dim=1).median() for r in results[4:]]))
 
     assert error(runs["steady"]) < error(runs["naive"])  # averaging the jitter also helps
+
+
+def test_the_colors_carried_over_follow_the_style() -> None:
+    """Vivid carries more of the previous frame's colors (its chosen colors move more between
+    frames than faithful's means); a --color-alpha given by the user holds for either style."""
+    frames = pan_frames(10, seed=3, grain=0.004)
+
+    def run(style: str, options: StabilizerOptions | None = None) -> list:
+        stabilizer = Stabilizer(fake_pipeline(jitter=12.0, style=style), options)
+        return [stabilizer.process(f) for f in frames]
+
+    assert (
+        COLOR_ALPHA["vivid"]
+        < COLOR_ALPHA["faithful"]
+        == StabilizerOptions().color_weight("faithful")
+    )
+    assert _ab_flicker(run("vivid")) < 0.8 * _ab_flicker(run("faithful"))
+    given = StabilizerOptions(color_alpha=COLOR_ALPHA["faithful"])
+    same = zip(run("vivid", given), run("faithful"), strict=True)
+    assert all(torch.equal(a.ab, b.ab) for a, b in same)  # the experts here have no bins head
+    with pytest.raises(ValueError, match="color_alpha must be in"):
+        StabilizerOptions(color_alpha=0.0)
 
 
 def test_stabilizer_keeps_regions_on_their_expert() -> None:

@@ -60,8 +60,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--color-alpha",
         type=float,
         metavar="A",
-        help="weight of a new frame's colors where motion is trusted (default 0.3; 1 = none "
-        "carried over)",
+        help="weight of a new frame's colors where motion is trusted (default: the style's, "
+        "faithful 0.3, vivid 0.05; 1 = none carried over)",
     )
     steady.add_argument(
         "--profile-alpha",
