@@ -39,7 +39,8 @@ from segcolor.video import (
     colorize_video,
     write_timeline,
 )
-from segcolor.video.runner import work_dir_for
+from segcolor.video.encode import plan_output
+from segcolor.video.runner import fingerprint, work_dir_for
 from segcolor.video.scenes import CutDetector
 from segcolor.video.stabilize import COLOR_ALPHA
 
@@ -338,6 +339,20 @@ def test_repeated_frames_keep_their_colors() -> None:
 
 def _folder_frames(folder: Path) -> list[np.ndarray]:
     return [np.asarray(Image.open(p)) for p in sorted(folder.glob("*.png"))]
+
+
+def test_a_work_folder_records_the_color_weight_as_used(tmp_path: Path, clip: Path) -> None:
+    """Faithful's fingerprint is the one it had when 0.3 was written out (old work folders
+    resume); vivid's differs from vivid at 0.3, so chunks of two weights are never joined."""
+    reader = VideoReader(clip)
+    spec = plan_output(tmp_path / "out", reader.info, 18)
+
+    def run_id(style: str, options: StabilizerOptions) -> str:
+        return fingerprint(fake_pipeline(style=style), reader, spec, options, QUICK)
+
+    explicit = StabilizerOptions(color_alpha=0.3)
+    assert run_id("faithful", StabilizerOptions()) == run_id("faithful", explicit)
+    assert run_id("vivid", StabilizerOptions()) != run_id("vivid", explicit)
 
 
 def test_resume_after_interruption_matches_an_uninterrupted_run(

@@ -221,7 +221,12 @@ def fingerprint(
         "size": [info.width, info.height],
         "output": [spec.kind, spec.container, spec.codec, spec.crf],
         "chunk_frames": options.chunk_frames,
-        "stabilizer": stabilizer.to_dict(),
+        # the color weight as used (the style's when not given): work folders from before it
+        # depended on the style still resume, and a vivid run never joins chunks of two weights
+        "stabilizer": {
+            **stabilizer.to_dict(),
+            "color_alpha": stabilizer.color_weight(pipeline.style),
+        },
         "working_size": pipeline.working_size,
         # absent at the default, so work folders from before the option still resume
         **({"vividness": pipeline.vividness} if pipeline.vividness != 1.0 else {}),
