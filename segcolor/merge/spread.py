@@ -3,15 +3,16 @@ in the same routed region.
 
 The experts read hints too (they were trained with them), but a small network fine-tuned for
 minutes learns to copy a hint onto its own pixels far better than to carry it across a coat.
-So after the merge, each hint's residual — its color minus the answer just around it, i.e. what
-the experts did not carry over — is spread as a correction. Where the experts already carried a
-hint, its residual is small and so is the correction. Two ways to spread
-(``SpreadOptions.method``):
+So after the merge, each hint's residual — its color minus the answer in a band around it
+(``ring``), i.e. what the experts did not carry over — is spread as a correction. Where the
+experts already carried a hint, its residual is small and so is the correction. Two ways to
+spread (``SpreadOptions.method``):
 
 - ``edges`` (the default): the correction diffuses from pixel to neighbouring pixel, each step
-  weighted by how alike the two pixels' lightness and routed regions are, and fades with the
-  number of steps — Levin et al.'s colorization by optimization (SIGGRAPH 2004), applied to the
-  residual rather than the color and screened so that it fades. It follows a coat around an arm
+  weighted by how alike the two pixels' lightness is, inside the hint's own routed region (its
+  routing weight gates every step), and fades with the number of steps — Levin et al.'s
+  colorization by optimization (SIGGRAPH 2004), applied to the residual rather than the color
+  and screened so that it fades. It follows a coat around an arm
   and stops at its outline and at the region's border. One sparse solve per photo (~0.3 s at
   256²; larger working sizes are solved on a grid of at most 2 x 256² and the correction
   upsampled).
