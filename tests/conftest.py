@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SEGCOLOR_SHARED_DIR", REPO.parent / "shared"))
@@ -51,3 +52,18 @@ def color_image(height: int = 40, width: int = 56, seed: int = 0) -> np.ndarray:
     phase = rng.uniform(0, 2 * np.pi, size=3)
     channels = [0.5 + 0.45 * np.sin(4 * x + 3 * y + p) for p in phase]
     return (np.stack(channels, axis=-1) * 255).round().astype(np.uint8)
+
+
+@pytest.fixture(scope="session")
+def training_photos(tmp_path_factory) -> Path:
+    """Real bird photos from the shared directory, else 32 generated color images in two
+    subfolders (training datasets are recursive)."""
+    birds = SHARED / "data" / "train" / "birds"
+    if birds.is_dir():
+        return birds
+    root = tmp_path_factory.mktemp("photos")
+    for i in range(32):
+        folder = root / f"set{i % 2}"
+        folder.mkdir(exist_ok=True)
+        Image.fromarray(color_image(40, 52, seed=i)).save(folder / f"{i:02d}.png")
+    return root

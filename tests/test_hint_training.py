@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from PIL import Image
 from safetensors.torch import load_file
 
 from segcolor.cli import main as cli
@@ -22,22 +21,14 @@ from segcolor.train.expert import init_from
 from segcolor.train.hints import HintSampler, sample_hints
 from segcolor.train.run import load_checkpoint
 
-from .conftest import SHARED, color_image
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 SMALL = {"depth": 3, "decoder_channels": [16, 8, 8], "feature_channels": 0}
 
 
 @pytest.fixture(scope="module")
-def photos(tmp_path_factory) -> Path:
-    birds = SHARED / "data" / "train" / "birds"
-    if birds.is_dir():
-        return birds
-    root = tmp_path_factory.mktemp("photos")
-    for i in range(24):
-        Image.fromarray(color_image(40, 52, seed=i)).save(root / f"{i:02d}.png")
-    return root
+def photos(training_photos: Path) -> Path:
+    return training_photos
 
 
 def config(folder: Path, photos: Path, **extra) -> Path:

@@ -28,7 +28,7 @@ from segcolor.train.config import load_config
 from segcolor.train.data import ImageFolderRGB, boost_saturation, split_folder
 from segcolor.train.run import load_checkpoint
 
-from .conftest import REPO, SHARED, color_image
+from .conftest import REPO, color_image
 
 TINY = {
     "name": "tiny",
@@ -45,17 +45,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def photos(tmp_path_factory) -> Path:
-    """Real bird photos from the shared directory, else 32 generated color images."""
-    birds = SHARED / "data" / "train" / "birds"
-    if birds.is_dir():
-        return birds
-    root = tmp_path_factory.mktemp("photos")
-    for i in range(32):
-        folder = root / f"set{i % 2}"  # subfolders: the dataset is recursive
-        folder.mkdir(exist_ok=True)
-        Image.fromarray(color_image(40, 52, seed=i)).save(folder / f"{i:02d}.png")
-    return root
+def photos(training_photos: Path) -> Path:
+    return training_photos
 
 
 def write_config(folder: Path, data_root: Path, **changes) -> Path:
